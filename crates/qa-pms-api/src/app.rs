@@ -1,0 +1,61 @@
+//! Builds the application the binary, the tests and the benchmarks all run: one router over one
+//! state, behind the production layers.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use qa_pms_core::CacheConfig;
+use qa_pms_storage::Store;
+use tokio::net::TcpListener;
+
+use crate::layers::{self, Limits};
+use crate::routes;
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppConfig {
+    pub cache: CacheConfig,
+    pub limits: Limits,
+}
+
+/// The router and the state behind it (kept so callers can read the caches' stats).
+pub fn build(store: Arc<dyn Store>, config: AppConfig) -> (Router, AppState) {
+    let state = AppState::new(store, config.cache);
+    let router = layers::apply(routes::router(), &state, config.limits).with_state(state.clone());
+    (router, state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

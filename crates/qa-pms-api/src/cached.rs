@@ -1,0 +1,66 @@
+//! How a cached read becomes an HTTP response: the JSON bytes stored with the entry, plus
+//! `X-Cache-Status` (HIT/MISS) and the RFC 9211 `Cache-Status` header.
+
+use axum::extract::Request;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderName, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use qa_pms_core::cache::{Lookup, LookupStatus};
+
+pub const X_CACHE_STATUS: HeaderName = HeaderName::from_static("x-cache-status");
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+const HIT: HeaderValue = HeaderValue::from_static("HIT");
+const MISS: HeaderValue = HeaderValue::from_static("MISS");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const FWD_MISS: HeaderValue = HeaderValue::from_static("qa-pms; fwd=miss");
+
+/// A response served through a cache.
+#[derive(Debug)]
+pub struct CachedJson<V>(pub Lookup<V>);
+
+impl<V> IntoResponse for CachedJson<V> {
+    fn into_response(self) -> Response {
+        let Lookup { entry, status } = self.0;
+        let (x_cache, cache_status) = match status {
+            LookupStatus::Hit { ttl_left } => (
+                HIT,
+                HeaderValue::try_from(format!("qa-pms; hit; ttl={}", ttl_left.as_secs()))
+                    .unwrap_or(FWD_MISS),
+            ),
+            LookupStatus::Miss { stored, collapsed } => {
+                let value = match (stored, collapsed) {
+                    (true, false) => "qa-pms; fwd=miss; stored",
+                    (true, true) => "qa-pms; fwd=miss; stored; collapsed",
+                    (false, false) => "qa-pms; fwd=miss",
+                    (false, true) => "qa-pms; fwd=miss; collapsed",
+                };
+                (MISS, HeaderValue::from_static(value))
+            }
+            LookupStatus::Bypass => (MISS, HeaderValue::from_static("qa-pms; fwd=bypass")),
+        };
+        (
+            [
+                (CONTENT_TYPE, JSON),
+                (X_CACHE_STATUS, x_cache),
+                (CACHE_STATUS, cache_status),
+            ],
+            entry.json().clone(),
+        )
+            .into_response()
+    }
+}
+
+/// Middleware for the cached routes: a GET answered without a cache lookup (a 400, a 404) still
+/// says `X-Cache-Status: MISS`, so that every response of those endpoints carries the header.
+pub async fn ensure_cache_status(request: Request, next: Next) -> Response {
+    let is_get = request.method() == Method::GET;
+    let mut response = next.run(request).await;
+    if is_get && !response.headers().contains_key(&X_CACHE_STATUS) {
+        let headers = response.headers_mut();
+        headers.insert(X_CACHE_STATUS, MISS);
+        headers.insert(CACHE_STATUS, FWD_MISS);
+    }
+    response
+}

@@ -1,0 +1,19 @@
+//! The qa-pms HTTP service: routes, the cached read path, errors, metrics and the command line.
+//!
+//! Where a ticket goes: `routes/tickets.rs` extracts and validates the key, asks the tickets cache
+//! (`qa_pms_core::cache`) which on a miss loads it through the `Store` (`qa_pms_storage`), and
+//! `cached.rs` turns the cached entry into the JSON response.
+
+pub mod app;
+pub mod cached;
+pub mod cli;
+pub mod error;
+pub mod extract;
+pub mod layers;
+pub mod metrics;
+mod routes;
+pub mod seed;
+pub mod state;
+
+pub use app::{build, serve, shutdown_signal, AppConfig};
+pub use state::AppState;

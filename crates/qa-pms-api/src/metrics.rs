@@ -1,0 +1,242 @@
+//! Prometheus metrics (story 14.3 and 14.4), in one registry owned by the app state.
+//!
+//! HTTP metrics are labelled by the matched route template, never the raw path. Cache metrics are
+//! read from each cache's own atomic counters when `/metrics` is scraped, so the numbers on
+//! `/metrics` and those of `AppCache::stats` are one and the same.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricType};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+use qa_pms_core::cache::LOAD_BUCKETS;
+use qa_pms_core::{AppCache, CacheKind};
+
+const HTTP_BUCKETS: [f64; 16] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new(cache: Arc<AppCache>) -> Self {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new("qa_pms_http_requests_total", "HTTP requests answered."),
+            &["method", "route", "status"],
+        )
+        .expect("static metric definition");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "qa_pms_http_request_duration_seconds",
+                "Time from receiving an HTTP request to its response.",
+            )
+            .buckets(HTTP_BUCKETS.to_vec()),
+            &["method", "route"],
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(http_requests.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(http_duration.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(CacheCollector::new(cache)))
+            .expect("registered once");
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+        }
+    }
+
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let status = status.to_string();
+        self.http_requests
+            .with_label_values(&[method, route, &status])
+            .inc();
+        self.http_duration
+            .with_label_values(&[method, route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Reads `AppCache` counters into metric families at scrape time.
+struct CacheCollector {
+    cache: Arc<AppCache>,
+    descs: Vec<Desc>,
+}
+
+const FAMILIES: [(&str, &str); 9] = [
+    (
+        "qa_pms_cache_hits_total",
+        "Requests answered from an entry already cached.",
+    ),
+    (
+        "qa_pms_cache_misses_total",
+        "Requests not answered from an entry already cached.",
+    ),
+    (
+        "qa_pms_cache_loads_total",
+        "Loads run against the database to fill a cache.",
+    ),
+    (
+        "qa_pms_cache_load_duration_seconds",
+        "Duration of the loads that fill a cache.",
+    ),
+    (
+        "qa_pms_cache_evictions_total",
+        "Entries moka removed for size or expiry.",
+    ),
+    (
+        "qa_pms_cache_invalidations_total",
+        "Invalidations asked for by writes.",
+    ),
+    (
+        "qa_pms_cache_discarded_loads_total",
+        "Loaded values not kept because a write overtook them.",
+    ),
+    ("qa_pms_cache_entries", "Entries held by a cache now."),
+    ("qa_pms_cache_capacity", "Most entries a cache may hold."),
+];
+
+impl CacheCollector {
+    fn new(cache: Arc<AppCache>) -> Self {
+        let descs = FAMILIES
+            .iter()
+            .map(|(name, help)| {
+                let mut labels = vec!["cache_type".to_owned()];
+                if *name == "qa_pms_cache_evictions_total" {
+                    labels.push("cause".to_owned());
+                }
+                Desc::new(
+                    (*name).to_owned(),
+                    (*help).to_owned(),
+                    labels,
+                    Default::default(),
+                )
+                .expect("static metric definition")
+            })
+            .collect();
+        Self { cache, descs }
+    }
+}
+
+fn family(index: usize, kind: MetricType, metrics: Vec<proto::Metric>) -> proto::MetricFamily {
+    let (name, help) = FAMILIES[index];
+    let mut family = proto::MetricFamily::default();
+    family.set_name(name.to_owned());
+    family.set_help(help.to_owned());
+    family.set_field_type(kind);
+    family.set_metric(metrics);
+    family
+}
+
+fn labelled(labels: &[(&str, &str)]) -> proto::Metric {
+    let pairs = labels
+        .iter()
+        .map(|(name, value)| {
+            let mut pair = proto::LabelPair::default();
+            pair.set_name((*name).to_owned());
+            pair.set_value((*value).to_owned());
+            pair
+        })
+        .collect();
+    proto::Metric::from_label(pairs)
+}
+
+fn counter(labels: &[(&str, &str)], value: u64) -> proto::Metric {
+    let mut metric = labelled(labels);
+    let mut c = proto::Counter::default();
+    c.set_value(value as f64);
+    metric.set_counter(c);
+    metric
+}
+
+fn gauge(labels: &[(&str, &str)], value: u64) -> proto::Metric {
+    let mut metric = labelled(labels);
+    let mut g = proto::Gauge::default();
+    g.set_value(value as f64);
+    metric.set_gauge(g);
+    metric
+}
+
+impl Collector for CacheCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<proto::MetricFamily> {
+        let mut per_family: Vec<Vec<proto::Metric>> = vec![Vec::new(); FAMILIES.len()];
+        for kind in CacheKind::ALL {
+            let stats = self.cache.stats(kind);
+            let capacity = self.cache.settings(kind).capacity;
+            let label = [("cache_type", kind.as_str())];
+            per_family[0].push(counter(&label, stats.hits));
+            per_family[1].push(counter(&label, stats.misses));
+            per_family[2].push(counter(&label, stats.loads));
+
+            let mut histogram = proto::Histogram::default();
+            histogram.set_sample_count(stats.loads);
+            histogram.set_sample_sum(stats.load_seconds_sum);
+            histogram.set_bucket(
+                LOAD_BUCKETS
+                    .iter()
+                    .zip(stats.load_buckets)
+                    .map(|(bound, count)| {
+                        let mut bucket = proto::Bucket::default();
+                        bucket.set_upper_bound(*bound);
+                        bucket.set_cumulative_count(count);
+                        bucket
+                    })
+                    .collect(),
+            );
+            let mut metric = labelled(&label);
+            metric.set_histogram(histogram);
+            per_family[3].push(metric);
+
+            for (cause, value) in [
+                ("size", stats.evicted_size),
+                ("expired", stats.evicted_expired),
+            ] {
+                per_family[4].push(counter(
+                    &[("cache_type", kind.as_str()), ("cause", cause)],
+                    value,
+                ));
+            }
+            per_family[5].push(counter(&label, stats.invalidations));
+            per_family[6].push(counter(&label, stats.discarded_loads));
+            per_family[7].push(gauge(&label, stats.entries));
+            per_family[8].push(gauge(&label, capacity));
+        }
+        per_family
+            .into_iter()
+            .enumerate()
+            .map(|(i, metrics)| {
+                let kind = match i {
+                    3 => MetricType::HISTOGRAM,
+                    7 | 8 => MetricType::GAUGE,
+                    _ => MetricType::COUNTER,
+                };
+                family(i, kind, metrics)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,27 @@
+//! Every endpoint, one module per resource. Each module's `router()` lists its routes; they are
+//! merged here.
+
+mod dashboard;
+mod health;
+mod search;
+mod templates;
+mod tickets;
+mod workflows;
+
+use axum::http::Uri;
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(health::router())
+        .merge(tickets::router())
+        .merge(search::router())
+        .merge(dashboard::router())
+        .merge(templates::router())
+        .merge(workflows::router())
+        .fallback(|uri: Uri| async move { ApiError::NotFound(format!("route {}", uri.path())) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}

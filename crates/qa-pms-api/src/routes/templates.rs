@@ -1,0 +1,81 @@
+//! `/api/v1/templates`: one template through the cache; list; create, update and delete, which
+//! invalidate it.
+
+use axum::extract::State;
+use axum::http::header::LOCATION;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::from_fn;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use qa_pms_core::{TemplateDraft, WorkflowTemplate};
+use uuid::Uuid;
+
+use crate::cached::{ensure_cache_status, CachedJson};
+use crate::error::ApiError;
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/templates", get(list).post(create))
+        .route(
+            "/api/v1/templates/{id}",
+            get(fetch)
+                .route_layer(from_fn(ensure_cache_status))
+                .put(update)
+                .delete(remove),
+        )
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<CachedJson<WorkflowTemplate>, ApiError> {
+    let lookup = state
+        .cache
+        .templates
+        .get_or_load(&id, || state.store.template(id))
+        .await?;
+    Ok(CachedJson(lookup))
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkflowTemplate>>, ApiError> {
+    Ok(Json(state.store.templates().await?))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Json(draft): Json<TemplateDraft>,
+) -> Result<impl IntoResponse, ApiError> {
+    let template = draft.validate()?.into_template(Uuid::new_v4(), Utc::now());
+    let written = state.store.insert_template(&template).await;
+    state.cache.templates.invalidate(&template.id).await;
+    written?;
+    let location = HeaderValue::try_from(format!("/api/v1/templates/{}", template.id))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(template)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(draft): Json<TemplateDraft>,
+) -> Result<Json<WorkflowTemplate>, ApiError> {
+    let template = draft.validate()?.into_template(id, Utc::now());
+    let written = state.store.update_template(&template).await;
+    state.cache.templates.invalidate(&id).await;
+    written?;
+    Ok(Json(template))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let written = state.store.delete_template(id).await;
+    state.cache.templates.invalidate(&id).await;
+    written?;
+    Ok(StatusCode::NO_CONTENT)
+}

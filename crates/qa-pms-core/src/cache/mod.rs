@@ -1,0 +1,178 @@
+//! `AppCache`: the four typed read-through caches of story 14.4, with their defaults.
+
+mod layer;
+mod stats;
+
+use std::fmt;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+pub use layer::{CacheLayer, Cached, LoadError, Lookup, LookupStatus, STRIPES};
+pub use stats::{CacheStats, LOAD_BUCKETS};
+
+use crate::catalog::SearchResult;
+use crate::dashboard::{DashboardMetrics, Period};
+use crate::template::WorkflowTemplate;
+use crate::ticket::{JiraTicket, TicketKey};
+
+/// The four caches; `as_str` is the `cache_type` label on `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheKind {
+    Tickets,
+    Search,
+    Metrics,
+    Templates,
+}
+
+impl CacheKind {
+    pub const ALL: [CacheKind; 4] = [
+        CacheKind::Tickets,
+        CacheKind::Search,
+        CacheKind::Metrics,
+        CacheKind::Templates,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheKind::Tickets => "tickets",
+            CacheKind::Search => "search",
+            CacheKind::Metrics => "metrics",
+            CacheKind::Templates => "templates",
+        }
+    }
+}
+
+impl fmt::Display for CacheKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Time to live, time to idle and capacity (in entries) of one cache. Capacity 0 turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    pub ttl: Duration,
+    pub tti: Option<Duration>,
+    pub capacity: u64,
+}
+
+impl CacheSettings {
+    pub const fn new(ttl_secs: u64, tti_secs: Option<u64>, capacity: u64) -> Self {
+        Self {
+            ttl: Duration::from_secs(ttl_secs),
+            tti: match tti_secs {
+                Some(s) => Some(Duration::from_secs(s)),
+                None => None,
+            },
+            capacity,
+        }
+    }
+}
+
+/// Settings for all four caches. `Default` is the story's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub tickets: CacheSettings,
+    pub search: CacheSettings,
+    pub metrics: CacheSettings,
+    pub templates: CacheSettings,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            tickets: CacheSettings::new(300, Some(60), 1_000),
+            search: CacheSettings::new(120, None, 500),
+            metrics: CacheSettings::new(30, None, 50),
+            templates: CacheSettings::new(600, None, 100),
+        }
+    }
+}
+
+impl CacheConfig {
+    pub fn get_mut(&mut self, kind: CacheKind) -> &mut CacheSettings {
+        match kind {
+            CacheKind::Tickets => &mut self.tickets,
+            CacheKind::Search => &mut self.search,
+            CacheKind::Metrics => &mut self.metrics,
+            CacheKind::Templates => &mut self.templates,
+        }
+    }
+
+    /// Every cache off: each read goes to the database.
+    pub fn disabled() -> Self {
+        let mut config = Self::default();
+        for kind in CacheKind::ALL {
+            config.get_mut(kind).capacity = 0;
+        }
+        config
+    }
+}
+
+/// The application's caches. Keys are the domain's own types, values are what the read endpoints
+/// answer, kept with their serialized JSON.
+pub struct AppCache {
+    pub tickets: CacheLayer<TicketKey, JiraTicket>,
+    /// Keyed by [`crate::SearchQuery::cache_key`].
+    pub search: CacheLayer<String, Vec<SearchResult>>,
+    /// Keyed by [`Period::kpi_cache_key`].
+    pub metrics: CacheLayer<String, DashboardMetrics>,
+    pub templates: CacheLayer<Uuid, WorkflowTemplate>,
+}
+
+impl AppCache {
+    pub fn new(config: CacheConfig) -> Self {
+        Self {
+            tickets: CacheLayer::new(CacheKind::Tickets, config.tickets),
+            search: CacheLayer::new(CacheKind::Search, config.search),
+            metrics: CacheLayer::new(CacheKind::Metrics, config.metrics),
+            templates: CacheLayer::new(CacheKind::Templates, config.templates),
+        }
+    }
+
+    /// After a workflow changed state or a pattern was recorded: every KPI period may have moved.
+    pub async fn invalidate_dashboards(&self) {
+        for period in Period::ALL {
+            self.metrics.invalidate(&period.kpi_cache_key()).await;
+        }
+    }
+
+    /// Runs moka's maintenance on every cache, so that entry counts are exact.
+    pub async fn run_pending_tasks(&self) {
+        self.tickets.run_pending_tasks().await;
+        self.search.run_pending_tasks().await;
+        self.metrics.run_pending_tasks().await;
+        self.templates.run_pending_tasks().await;
+    }
+
+    pub fn settings(&self, kind: CacheKind) -> CacheSettings {
+        match kind {
+            CacheKind::Tickets => self.tickets.settings(),
+            CacheKind::Search => self.search.settings(),
+            CacheKind::Metrics => self.metrics.settings(),
+            CacheKind::Templates => self.templates.settings(),
+        }
+    }
+
+    pub fn stats(&self, kind: CacheKind) -> CacheStats {
+        match kind {
+            CacheKind::Tickets => self.tickets.stats(),
+            CacheKind::Search => self.search.stats(),
+            CacheKind::Metrics => self.metrics.stats(),
+            CacheKind::Templates => self.templates.stats(),
+        }
+    }
+}
+
+impl fmt::Debug for AppCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppCache").finish_non_exhaustive()
+    }
+}
+
+impl Default for AppCache {
+    fn default() -> Self {
+        Self::new(CacheConfig::default())
+    }
+}

@@ -1,0 +1,129 @@
+//! Storage for qa-pms: the [`Store`] trait and its two backends.
+//!
+//! SQLite is the embedded default; PostgreSQL is production. Each backend owns its migrations and
+//! its SQL; everything above the trait is backend-agnostic, and both run the same test suite.
+
+mod error;
+mod postgres;
+mod search_sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use qa_pms_core::dashboard::KpiTotals;
+use qa_pms_core::{
+    CatalogEntry, JiraTicket, Pattern, SearchQuery, SearchResult, TicketKey, TicketPatch,
+    TicketUpsert, Workflow, WorkflowTemplate,
+};
+use uuid::Uuid;
+
+pub use error::{StoreError, StoreResult};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Filters and page of `GET /api/v1/tickets`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TicketFilter {
+    pub status: Option<String>,
+    pub assignee: Option<String>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketPage {
+    pub tickets: Vec<JiraTicket>,
+    pub total: u64,
+}
+
+/// What a catalog import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportSummary {
+    pub inserted: u64,
+    pub updated: u64,
+}
+
+/// Everything the service reads and writes. Methods that look up one thing return
+/// [`StoreError::NotFound`] when it is not there.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    async fn ping(&self) -> StoreResult<()>;
+    async fn migrate(&self) -> StoreResult<()>;
+    /// No tickets, no workflows: a database the demo data may be loaded into.
+    async fn is_empty(&self) -> StoreResult<bool>;
+
+    async fn ticket(&self, key: &TicketKey) -> StoreResult<JiraTicket>;
+    async fn list_tickets(&self, filter: &TicketFilter) -> StoreResult<TicketPage>;
+    /// Applies a partial update; absent fields keep their value.
+    async fn patch_ticket(
+        &self,
+        key: &TicketKey,
+        patch: &TicketPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<JiraTicket>;
+    /// Creates or replaces a ticket; `true` if it was created.
+    async fn put_ticket(
+        &self,
+        key: &TicketKey,
+        ticket: &TicketUpsert,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(JiraTicket, bool)>;
+
+    /// Adds entries, replacing those with the same source and url.
+    async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<ImportSummary>;
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<SearchResult>>;
+
+    async fn kpi_totals(&self, since: DateTime<Utc>) -> StoreResult<KpiTotals>;
+
+    async fn templates(&self) -> StoreResult<Vec<WorkflowTemplate>>;
+    async fn template(&self, id: Uuid) -> StoreResult<WorkflowTemplate>;
+    async fn insert_template(&self, template: &WorkflowTemplate) -> StoreResult<()>;
+    async fn update_template(&self, template: &WorkflowTemplate) -> StoreResult<()>;
+    /// [`StoreError::Conflict`] while workflows still use the template.
+    async fn delete_template(&self, id: Uuid) -> StoreResult<()>;
+
+    async fn insert_workflow(&self, workflow: &Workflow) -> StoreResult<()>;
+    async fn workflow(&self, id: Uuid) -> StoreResult<Workflow>;
+    /// Writes `workflow` (and the pattern it revealed) if the stored row still has
+    /// `expected_version`; `false` if another write got there first.
+    async fn save_workflow(
+        &self,
+        workflow: &Workflow,
+        expected_version: i64,
+        pattern: Option<&Pattern>,
+    ) -> StoreResult<bool>;
+
+    /// Bulk loads for the demo data and `qa-pms seed`: plain inserts, existing keys are an error.
+    async fn insert_tickets(&self, tickets: &[JiraTicket]) -> StoreResult<()>;
+    async fn insert_workflows(&self, workflows: &[Workflow]) -> StoreResult<()>;
+    async fn insert_patterns(&self, patterns: &[Pattern]) -> StoreResult<()>;
+}
+
+/// Opens the database a URL names: `postgres://` or `postgresql://` for PostgreSQL, anything else
+/// (`sqlite:qa-pms.db`, a plain path) for SQLite, created if missing. Does not migrate.
+pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    }
+}

@@ -1,0 +1,517 @@
+//! The PostgreSQL backend: production. Native UUID, TIMESTAMPTZ and JSONB columns; bulk loads
+//! through `UNNEST` of bound arrays.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use qa_pms_core::dashboard::KpiTotals;
+use qa_pms_core::{
+    CatalogEntry, JiraTicket, Pattern, SearchQuery, SearchResult, Source, StepProgress, TicketKey,
+    TicketPatch, TicketUpsert, Workflow, WorkflowState, WorkflowTemplate,
+};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::search_sql::{relevance, search_sql};
+use crate::{Backend, ImportSummary, Store, StoreError, StoreResult, TicketFilter, TicketPage};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+const TICKET_COLUMNS: &str = "key, summary, status, description, assignee, priority, updated_at";
+const TEMPLATE_COLUMNS: &str = "id, name, steps, workflow_type, estimated_minutes, updated_at";
+const WORKFLOW_COLUMNS: &str = "id, template_id, ticket_key, state, steps, estimated_minutes, \
+                                started_at, completed_at, updated_at, version";
+
+/// Rows per `UNNEST` batch in bulk loads.
+const BATCH: usize = 5_000;
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn ticket_from(row: &PgRow) -> StoreResult<JiraTicket> {
+    Ok(JiraTicket {
+        key: row.try_get("key")?,
+        summary: row.try_get("summary")?,
+        status: row.try_get("status")?,
+        description: row.try_get("description")?,
+        assignee: row.try_get("assignee")?,
+        priority: row.try_get("priority")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn template_from(row: &PgRow) -> StoreResult<WorkflowTemplate> {
+    Ok(WorkflowTemplate {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        steps: row.try_get::<Json<Vec<String>>, _>("steps")?.0,
+        workflow_type: row.try_get("workflow_type")?,
+        estimated_minutes: u32::try_from(row.try_get::<i32, _>("estimated_minutes")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn workflow_from(row: &PgRow) -> StoreResult<Workflow> {
+    let state: String = row.try_get("state")?;
+    Ok(Workflow {
+        id: row.try_get("id")?,
+        template_id: row.try_get("template_id")?,
+        ticket_key: row.try_get("ticket_key")?,
+        state: WorkflowState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("workflow state `{state}`")))?,
+        steps: row.try_get::<Json<Vec<StepProgress>>, _>("steps")?.0,
+        estimated_minutes: u32::try_from(row.try_get::<i32, _>("estimated_minutes")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        started_at: row.try_get("started_at")?,
+        completed_at: row.try_get("completed_at")?,
+        updated_at: row.try_get("updated_at")?,
+        version: row.try_get("version")?,
+    })
+}
+
+/// An estimate in the INTEGER column; validated drafts are far below `i32::MAX`.
+fn minutes(m: u32) -> i32 {
+    i32::try_from(m).unwrap_or(i32::MAX)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn is_empty(&self) -> StoreResult<bool> {
+        let empty: bool = sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM jira_tickets) AND NOT EXISTS (SELECT 1 FROM workflows)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(empty)
+    }
+
+    async fn ticket(&self, key: &TicketKey) -> StoreResult<JiraTicket> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM jira_tickets WHERE key = $1");
+        let row = sqlx::query(&sql)
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("ticket"))?;
+        ticket_from(&row)
+    }
+
+    async fn list_tickets(&self, filter: &TicketFilter) -> StoreResult<TicketPage> {
+        let condition = "($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR assignee = $2)";
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} FROM jira_tickets WHERE {condition} \
+             ORDER BY key COLLATE \"C\" LIMIT $3 OFFSET $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&filter.status)
+            .bind(&filter.assignee)
+            .bind(i64::from(filter.limit))
+            .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM jira_tickets WHERE {condition}"
+        ))
+        .bind(&filter.status)
+        .bind(&filter.assignee)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(TicketPage {
+            tickets: rows.iter().map(ticket_from).collect::<StoreResult<_>>()?,
+            total: total as u64,
+        })
+    }
+
+    async fn patch_ticket(
+        &self,
+        key: &TicketKey,
+        patch: &TicketPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<JiraTicket> {
+        let sql = format!(
+            "UPDATE jira_tickets SET \
+               summary = COALESCE($2, summary), \
+               status = COALESCE($3, status), \
+               description = CASE WHEN $4 THEN $5 ELSE description END, \
+               assignee = CASE WHEN $6 THEN $7 ELSE assignee END, \
+               priority = CASE WHEN $8 THEN $9 ELSE priority END, \
+               updated_at = $10 \
+             WHERE key = $1 RETURNING {TICKET_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(key.as_str())
+            .bind(&patch.summary)
+            .bind(&patch.status)
+            .bind(patch.description.is_some())
+            .bind(patch.description.clone().flatten())
+            .bind(patch.assignee.is_some())
+            .bind(patch.assignee.clone().flatten())
+            .bind(patch.priority.is_some())
+            .bind(patch.priority.clone().flatten())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("ticket"))?;
+        ticket_from(&row)
+    }
+
+    async fn put_ticket(
+        &self,
+        key: &TicketKey,
+        t: &TicketUpsert,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(JiraTicket, bool)> {
+        // xmax = 0 only on a row this statement inserted.
+        let sql = format!(
+            "INSERT INTO jira_tickets (key, summary, status, description, assignee, priority, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (key) DO UPDATE SET summary = EXCLUDED.summary, status = EXCLUDED.status, \
+               description = EXCLUDED.description, assignee = EXCLUDED.assignee, \
+               priority = EXCLUDED.priority, updated_at = EXCLUDED.updated_at \
+             RETURNING {TICKET_COLUMNS}, (xmax = 0) AS inserted"
+        );
+        let row = sqlx::query(&sql)
+            .bind(key.as_str())
+            .bind(&t.summary)
+            .bind(&t.status)
+            .bind(&t.description)
+            .bind(&t.assignee)
+            .bind(&t.priority)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((ticket_from(&row)?, row.try_get("inserted")?))
+    }
+
+    async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<ImportSummary> {
+        let mut tx = self.pool.begin().await?;
+        let mut summary = ImportSummary::default();
+        for e in entries {
+            let inserted: bool = sqlx::query_scalar(
+                "INSERT INTO catalog_entries (source, url, name, text, search_name, search_text) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (source, url) DO UPDATE SET name = EXCLUDED.name, text = EXCLUDED.text, \
+                   search_name = EXCLUDED.search_name, search_text = EXCLUDED.search_text \
+                 RETURNING (xmax = 0)",
+            )
+            .bind(e.source.as_str())
+            .bind(&e.url)
+            .bind(&e.name)
+            .bind(&e.text)
+            .bind(e.search_name())
+            .bind(e.search_text())
+            .fetch_one(&mut *tx)
+            .await?;
+            if inserted {
+                summary.inserted += 1;
+            } else {
+                summary.updated += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<SearchResult>> {
+        let sql = search_sql(query, |i| format!("${i}"), " COLLATE \"C\"");
+        let mut q = sqlx::query(&sql);
+        for term in query.terms() {
+            q = q.bind(SearchQuery::like_pattern(term));
+        }
+        if let Some(source) = query.source() {
+            q = q.bind(source.as_str());
+        }
+        let rows = q
+            .bind(i64::from(query.limit()))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let source: String = row.try_get("source")?;
+                Ok(SearchResult {
+                    source: Source::from_str(&source)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    name: row.try_get("name")?,
+                    url: row.try_get("url")?,
+                    relevance: relevance(i64::from(row.try_get::<i32, _>("score")?), query),
+                })
+            })
+            .collect()
+    }
+
+    async fn kpi_totals(&self, since: DateTime<Utc>) -> StoreResult<KpiTotals> {
+        let row = sqlx::query(
+            "SELECT COUNT(DISTINCT ticket_key), COUNT(*), COALESCE(SUM(duration_seconds), 0)::BIGINT, \
+                    (SELECT COUNT(*) FROM patterns WHERE detected_at >= $1) \
+             FROM workflows WHERE state = 'completed' AND completed_at >= $1",
+        )
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(KpiTotals {
+            tickets_completed: row.try_get::<i64, _>(0)? as u64,
+            workflows_completed: row.try_get::<i64, _>(1)? as u64,
+            total_duration_seconds: row.try_get(2)?,
+            patterns_detected: row.try_get::<i64, _>(3)? as u64,
+        })
+    }
+
+    async fn templates(&self) -> StoreResult<Vec<WorkflowTemplate>> {
+        let sql = format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM workflow_templates ORDER BY name COLLATE \"C\", id"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(template_from).collect()
+    }
+
+    async fn template(&self, id: Uuid) -> StoreResult<WorkflowTemplate> {
+        let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM workflow_templates WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("template"))?;
+        template_from(&row)
+    }
+
+    async fn insert_template(&self, t: &WorkflowTemplate) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO workflow_templates (id, name, steps, workflow_type, estimated_minutes, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(t.id)
+        .bind(&t.name)
+        .bind(Json(&t.steps))
+        .bind(&t.workflow_type)
+        .bind(minutes(t.estimated_minutes))
+        .bind(t.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::unique(e, StoreError::Conflict("template id already exists".into())))?;
+        Ok(())
+    }
+
+    async fn update_template(&self, t: &WorkflowTemplate) -> StoreResult<()> {
+        let updated = sqlx::query(
+            "UPDATE workflow_templates SET name = $2, steps = $3, workflow_type = $4, \
+             estimated_minutes = $5, updated_at = $6 WHERE id = $1",
+        )
+        .bind(t.id)
+        .bind(&t.name)
+        .bind(Json(&t.steps))
+        .bind(&t.workflow_type)
+        .bind(minutes(t.estimated_minutes))
+        .bind(t.updated_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::NotFound("template"));
+        }
+        Ok(())
+    }
+
+    async fn delete_template(&self, id: Uuid) -> StoreResult<()> {
+        let deleted = sqlx::query("DELETE FROM workflow_templates WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                StoreError::foreign_key(
+                    e,
+                    StoreError::Conflict(
+                        "template is used by workflows and cannot be deleted".into(),
+                    ),
+                )
+            })?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound("template"));
+        }
+        Ok(())
+    }
+
+    async fn insert_workflow(&self, wf: &Workflow) -> StoreResult<()> {
+        self.insert_workflows(std::slice::from_ref(wf))
+            .await
+            .map_err(|e| match e {
+                StoreError::Database(db)
+                    if db
+                        .as_database_error()
+                        .is_some_and(|d| d.is_foreign_key_violation()) =>
+                {
+                    StoreError::NotFound("ticket or template")
+                }
+                other => other,
+            })
+    }
+
+    async fn workflow(&self, id: Uuid) -> StoreResult<Workflow> {
+        let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("workflow"))?;
+        workflow_from(&row)
+    }
+
+    async fn save_workflow(
+        &self,
+        wf: &Workflow,
+        expected_version: i64,
+        pattern: Option<&Pattern>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE workflows SET state = $3, steps = $4, completed_at = $5, duration_seconds = $6, \
+             updated_at = $7, version = $8 WHERE id = $1 AND version = $2",
+        )
+        .bind(wf.id)
+        .bind(expected_version)
+        .bind(wf.state.as_str())
+        .bind(Json(&wf.steps))
+        .bind(wf.completed_at)
+        .bind(wf.duration_seconds())
+        .bind(wf.updated_at)
+        .bind(wf.version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        if let Some(p) = pattern {
+            insert_patterns(&mut *tx, std::slice::from_ref(p)).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn insert_tickets(&self, tickets: &[JiraTicket]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for batch in tickets.chunks(BATCH) {
+            sqlx::query(
+                "INSERT INTO jira_tickets (key, summary, status, description, assignee, priority, updated_at) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                                      $6::text[], $7::timestamptz[])",
+            )
+            .bind(batch.iter().map(|t| t.key.as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|t| t.summary.as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|t| t.status.as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|t| t.description.as_deref()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|t| t.assignee.as_deref()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|t| t.priority.as_deref()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|t| t.updated_at).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_workflows(&self, workflows: &[Workflow]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for batch in workflows.chunks(BATCH) {
+            let steps = batch
+                .iter()
+                .map(|wf| serde_json::to_string(&wf.steps))
+                .collect::<Result<Vec<_>, _>>()?;
+            sqlx::query(
+                "INSERT INTO workflows (id, template_id, ticket_key, state, steps, estimated_minutes, \
+                   started_at, completed_at, duration_seconds, updated_at, version) \
+                 SELECT id, template_id, ticket_key, state, steps::jsonb, estimated_minutes, \
+                   started_at, completed_at, duration_seconds, updated_at, version \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], \
+                             $7::timestamptz[], $8::timestamptz[], $9::bigint[], $10::timestamptz[], \
+                             $11::bigint[]) \
+                   AS u(id, template_id, ticket_key, state, steps, estimated_minutes, started_at, \
+                        completed_at, duration_seconds, updated_at, version)",
+            )
+            .bind(batch.iter().map(|wf| wf.id).collect::<Vec<_>>())
+            .bind(batch.iter().map(|wf| wf.template_id).collect::<Vec<_>>())
+            .bind(batch.iter().map(|wf| wf.ticket_key.as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|wf| wf.state.as_str()).collect::<Vec<_>>())
+            .bind(steps)
+            .bind(batch.iter().map(|wf| minutes(wf.estimated_minutes)).collect::<Vec<_>>())
+            .bind(batch.iter().map(|wf| wf.started_at).collect::<Vec<_>>())
+            .bind(batch.iter().map(|wf| wf.completed_at).collect::<Vec<_>>())
+            .bind(batch.iter().map(Workflow::duration_seconds).collect::<Vec<_>>())
+            .bind(batch.iter().map(|wf| wf.updated_at).collect::<Vec<_>>())
+            .bind(batch.iter().map(|wf| wf.version).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_patterns(&self, patterns: &[Pattern]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for batch in patterns.chunks(BATCH) {
+            insert_patterns(&mut *tx, batch).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn insert_patterns<'e, E>(executor: E, batch: &[Pattern]) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
+    sqlx::query(
+        "INSERT INTO patterns (id, workflow_id, ticket_key, kind, detail, detected_at) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+                              $6::timestamptz[])",
+    )
+    .bind(batch.iter().map(|p| p.id).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| p.workflow_id).collect::<Vec<_>>())
+    .bind(
+        batch
+            .iter()
+            .map(|p| p.ticket_key.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(batch.iter().map(|p| p.kind.as_str()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| p.detail.as_str()).collect::<Vec<_>>())
+    .bind(batch.iter().map(|p| p.detected_at).collect::<Vec<_>>())
+    .execute(executor)
+    .await?;
+    Ok(())
+}

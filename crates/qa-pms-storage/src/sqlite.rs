@@ -1,0 +1,536 @@
+//! The SQLite backend: the embedded default. One file, WAL mode, migrations embedded.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use qa_pms_core::dashboard::KpiTotals;
+use qa_pms_core::{
+    CatalogEntry, JiraTicket, Pattern, SearchQuery, SearchResult, Source, StepProgress, TicketKey,
+    TicketPatch, TicketUpsert, Workflow, WorkflowState, WorkflowTemplate,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::search_sql::{relevance, search_sql};
+use crate::{Backend, ImportSummary, Store, StoreError, StoreResult, TicketFilter, TicketPage};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const TICKET_COLUMNS: &str = "key, summary, status, description, assignee, priority, updated_at";
+const TEMPLATE_COLUMNS: &str = "id, name, steps, workflow_type, estimated_minutes, updated_at";
+const WORKFLOW_COLUMNS: &str = "id, template_id, ticket_key, state, steps, estimated_minutes, \
+                                started_at, completed_at, updated_at, version";
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url`: `sqlite:path`, `sqlite://path` or a path.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = if url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url)?
+        } else {
+            SqliteConnectOptions::new().filename(url)
+        }
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(ms: i64) -> StoreResult<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} out of range")))
+}
+
+fn uuid(text: &str) -> StoreResult<Uuid> {
+    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("uuid `{text}`: {e}")))
+}
+
+fn ticket_from(row: &SqliteRow) -> StoreResult<JiraTicket> {
+    Ok(JiraTicket {
+        key: row.try_get("key")?,
+        summary: row.try_get("summary")?,
+        status: row.try_get("status")?,
+        description: row.try_get("description")?,
+        assignee: row.try_get("assignee")?,
+        priority: row.try_get("priority")?,
+        updated_at: time(row.try_get("updated_at")?)?,
+    })
+}
+
+fn template_from(row: &SqliteRow) -> StoreResult<WorkflowTemplate> {
+    let steps: String = row.try_get("steps")?;
+    Ok(WorkflowTemplate {
+        id: uuid(row.try_get("id")?)?,
+        name: row.try_get("name")?,
+        steps: serde_json::from_str(&steps)?,
+        workflow_type: row.try_get("workflow_type")?,
+        estimated_minutes: row.try_get("estimated_minutes")?,
+        updated_at: time(row.try_get("updated_at")?)?,
+    })
+}
+
+fn workflow_from(row: &SqliteRow) -> StoreResult<Workflow> {
+    let steps: String = row.try_get("steps")?;
+    let state: String = row.try_get("state")?;
+    Ok(Workflow {
+        id: uuid(row.try_get("id")?)?,
+        template_id: uuid(row.try_get("template_id")?)?,
+        ticket_key: row.try_get("ticket_key")?,
+        state: WorkflowState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("workflow state `{state}`")))?,
+        steps: serde_json::from_str::<Vec<StepProgress>>(&steps)?,
+        estimated_minutes: row.try_get("estimated_minutes")?,
+        started_at: time(row.try_get("started_at")?)?,
+        completed_at: row
+            .try_get::<Option<i64>, _>("completed_at")?
+            .map(time)
+            .transpose()?,
+        updated_at: time(row.try_get("updated_at")?)?,
+        version: row.try_get("version")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn is_empty(&self) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT NOT EXISTS (SELECT 1 FROM jira_tickets) AND NOT EXISTS (SELECT 1 FROM workflows)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<bool, _>(0)?)
+    }
+
+    async fn ticket(&self, key: &TicketKey) -> StoreResult<JiraTicket> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM jira_tickets WHERE key = ?1");
+        let row = sqlx::query(&sql)
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("ticket"))?;
+        ticket_from(&row)
+    }
+
+    async fn list_tickets(&self, filter: &TicketFilter) -> StoreResult<TicketPage> {
+        let condition = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR assignee = ?2)";
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} FROM jira_tickets WHERE {condition} ORDER BY key LIMIT ?3 OFFSET ?4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&filter.status)
+            .bind(&filter.assignee)
+            .bind(i64::from(filter.limit))
+            .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM jira_tickets WHERE {condition}"
+        ))
+        .bind(&filter.status)
+        .bind(&filter.assignee)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(TicketPage {
+            tickets: rows.iter().map(ticket_from).collect::<StoreResult<_>>()?,
+            total: total as u64,
+        })
+    }
+
+    async fn patch_ticket(
+        &self,
+        key: &TicketKey,
+        patch: &TicketPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<JiraTicket> {
+        let sql = format!(
+            "UPDATE jira_tickets SET \
+               summary = COALESCE(?2, summary), \
+               status = COALESCE(?3, status), \
+               description = CASE WHEN ?4 THEN ?5 ELSE description END, \
+               assignee = CASE WHEN ?6 THEN ?7 ELSE assignee END, \
+               priority = CASE WHEN ?8 THEN ?9 ELSE priority END, \
+               updated_at = ?10 \
+             WHERE key = ?1 RETURNING {TICKET_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(key.as_str())
+            .bind(&patch.summary)
+            .bind(&patch.status)
+            .bind(patch.description.is_some())
+            .bind(patch.description.clone().flatten())
+            .bind(patch.assignee.is_some())
+            .bind(patch.assignee.clone().flatten())
+            .bind(patch.priority.is_some())
+            .bind(patch.priority.clone().flatten())
+            .bind(millis(now))
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("ticket"))?;
+        ticket_from(&row)
+    }
+
+    async fn put_ticket(
+        &self,
+        key: &TicketKey,
+        t: &TicketUpsert,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(JiraTicket, bool)> {
+        let inserted = sqlx::query(
+            "INSERT INTO jira_tickets (key, summary, status, description, assignee, priority, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key.as_str())
+        .bind(&t.summary)
+        .bind(&t.status)
+        .bind(&t.description)
+        .bind(&t.assignee)
+        .bind(&t.priority)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted {
+            sqlx::query(
+                "UPDATE jira_tickets SET summary = ?2, status = ?3, description = ?4, \
+                 assignee = ?5, priority = ?6, updated_at = ?7 WHERE key = ?1",
+            )
+            .bind(key.as_str())
+            .bind(&t.summary)
+            .bind(&t.status)
+            .bind(&t.description)
+            .bind(&t.assignee)
+            .bind(&t.priority)
+            .bind(millis(now))
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok((self.ticket(key).await?, inserted))
+    }
+
+    async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<ImportSummary> {
+        let mut tx = self.pool.begin().await?;
+        let mut summary = ImportSummary::default();
+        for e in entries {
+            let updated = sqlx::query(
+                "UPDATE catalog_entries SET name = ?3, text = ?4, search_name = ?5, search_text = ?6 \
+                 WHERE source = ?1 AND url = ?2",
+            )
+            .bind(e.source.as_str())
+            .bind(&e.url)
+            .bind(&e.name)
+            .bind(&e.text)
+            .bind(e.search_name())
+            .bind(e.search_text())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                sqlx::query(
+                    "INSERT INTO catalog_entries (source, url, name, text, search_name, search_text) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .bind(e.source.as_str())
+                .bind(&e.url)
+                .bind(&e.name)
+                .bind(&e.text)
+                .bind(e.search_name())
+                .bind(e.search_text())
+                .execute(&mut *tx)
+                .await?;
+                summary.inserted += 1;
+            } else {
+                summary.updated += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<SearchResult>> {
+        let sql = search_sql(query, |i| format!("?{i}"), "");
+        let mut q = sqlx::query(&sql);
+        for term in query.terms() {
+            q = q.bind(SearchQuery::like_pattern(term));
+        }
+        if let Some(source) = query.source() {
+            q = q.bind(source.as_str());
+        }
+        let rows = q
+            .bind(i64::from(query.limit()))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let source: String = row.try_get("source")?;
+                Ok(SearchResult {
+                    source: Source::from_str(&source)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    name: row.try_get("name")?,
+                    url: row.try_get("url")?,
+                    relevance: relevance(row.try_get("score")?, query),
+                })
+            })
+            .collect()
+    }
+
+    async fn kpi_totals(&self, since: DateTime<Utc>) -> StoreResult<KpiTotals> {
+        let row = sqlx::query(
+            "SELECT COUNT(DISTINCT ticket_key), COUNT(*), COALESCE(SUM(duration_seconds), 0), \
+                    (SELECT COUNT(*) FROM patterns WHERE detected_at >= ?1) \
+             FROM workflows WHERE state = 'completed' AND completed_at >= ?1",
+        )
+        .bind(millis(since))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(KpiTotals {
+            tickets_completed: row.try_get::<i64, _>(0)? as u64,
+            workflows_completed: row.try_get::<i64, _>(1)? as u64,
+            total_duration_seconds: row.try_get(2)?,
+            patterns_detected: row.try_get::<i64, _>(3)? as u64,
+        })
+    }
+
+    async fn templates(&self) -> StoreResult<Vec<WorkflowTemplate>> {
+        let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM workflow_templates ORDER BY name, id");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(template_from).collect()
+    }
+
+    async fn template(&self, id: Uuid) -> StoreResult<WorkflowTemplate> {
+        let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM workflow_templates WHERE id = ?1");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("template"))?;
+        template_from(&row)
+    }
+
+    async fn insert_template(&self, t: &WorkflowTemplate) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO workflow_templates (id, name, steps, workflow_type, estimated_minutes, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(t.id.to_string())
+        .bind(&t.name)
+        .bind(serde_json::to_string(&t.steps)?)
+        .bind(&t.workflow_type)
+        .bind(t.estimated_minutes)
+        .bind(millis(t.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::unique(e, StoreError::Conflict("template id already exists".into())))?;
+        Ok(())
+    }
+
+    async fn update_template(&self, t: &WorkflowTemplate) -> StoreResult<()> {
+        let updated = sqlx::query(
+            "UPDATE workflow_templates SET name = ?2, steps = ?3, workflow_type = ?4, \
+             estimated_minutes = ?5, updated_at = ?6 WHERE id = ?1",
+        )
+        .bind(t.id.to_string())
+        .bind(&t.name)
+        .bind(serde_json::to_string(&t.steps)?)
+        .bind(&t.workflow_type)
+        .bind(t.estimated_minutes)
+        .bind(millis(t.updated_at))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::NotFound("template"));
+        }
+        Ok(())
+    }
+
+    async fn delete_template(&self, id: Uuid) -> StoreResult<()> {
+        let deleted = sqlx::query("DELETE FROM workflow_templates WHERE id = ?1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::foreign_key(e, template_in_use()))?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound("template"));
+        }
+        Ok(())
+    }
+
+    async fn insert_workflow(&self, wf: &Workflow) -> StoreResult<()> {
+        insert_workflow(&self.pool, wf)
+            .await
+            .map_err(|e| StoreError::foreign_key(e, StoreError::NotFound("ticket or template")))
+    }
+
+    async fn workflow(&self, id: Uuid) -> StoreResult<Workflow> {
+        let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = ?1");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("workflow"))?;
+        workflow_from(&row)
+    }
+
+    async fn save_workflow(
+        &self,
+        wf: &Workflow,
+        expected_version: i64,
+        pattern: Option<&Pattern>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE workflows SET state = ?3, steps = ?4, completed_at = ?5, duration_seconds = ?6, \
+             updated_at = ?7, version = ?8 WHERE id = ?1 AND version = ?2",
+        )
+        .bind(wf.id.to_string())
+        .bind(expected_version)
+        .bind(wf.state.as_str())
+        .bind(serde_json::to_string(&wf.steps)?)
+        .bind(wf.completed_at.map(millis))
+        .bind(wf.duration_seconds())
+        .bind(millis(wf.updated_at))
+        .bind(wf.version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        if let Some(p) = pattern {
+            insert_pattern(&mut *tx, p).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn insert_tickets(&self, tickets: &[JiraTicket]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for t in tickets {
+            sqlx::query(
+                "INSERT INTO jira_tickets (key, summary, status, description, assignee, priority, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .bind(&t.key)
+            .bind(&t.summary)
+            .bind(&t.status)
+            .bind(&t.description)
+            .bind(&t.assignee)
+            .bind(&t.priority)
+            .bind(millis(t.updated_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_workflows(&self, workflows: &[Workflow]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for wf in workflows {
+            insert_workflow(&mut *tx, wf).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_patterns(&self, patterns: &[Pattern]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for p in patterns {
+            insert_pattern(&mut *tx, p).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn template_in_use() -> StoreError {
+    StoreError::Conflict("template is used by workflows and cannot be deleted".into())
+}
+
+async fn insert_workflow<'e, E>(executor: E, wf: &Workflow) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let steps = serde_json::to_string(&wf.steps).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO workflows (id, template_id, ticket_key, state, steps, estimated_minutes, \
+         started_at, completed_at, duration_seconds, updated_at, version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .bind(wf.id.to_string())
+    .bind(wf.template_id.to_string())
+    .bind(&wf.ticket_key)
+    .bind(wf.state.as_str())
+    .bind(steps)
+    .bind(wf.estimated_minutes)
+    .bind(millis(wf.started_at))
+    .bind(wf.completed_at.map(millis))
+    .bind(wf.duration_seconds())
+    .bind(millis(wf.updated_at))
+    .bind(wf.version)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+async fn insert_pattern<'e, E>(executor: E, p: &Pattern) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO patterns (id, workflow_id, ticket_key, kind, detail, detected_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .bind(p.id.to_string())
+    .bind(p.workflow_id.to_string())
+    .bind(&p.ticket_key)
+    .bind(&p.kind)
+    .bind(&p.detail)
+    .bind(millis(p.detected_at))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
