@@ -1,0 +1,112 @@
+//! A real store with latency added after ticket reads, like a slow network between the service
+//! and its database. It widens the window in which a cache load holds a row that a concurrent
+//! write is replacing: the race the stale-read test must show the cache surviving.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use qa_pms_core::dashboard::KpiTotals;
+use qa_pms_core::{
+    CatalogEntry, JiraTicket, Pattern, SearchQuery, SearchResult, TicketKey, TicketPatch,
+    TicketUpsert, Workflow, WorkflowTemplate,
+};
+use qa_pms_storage::{Backend, ImportSummary, Store, StoreResult, TicketFilter, TicketPage};
+use uuid::Uuid;
+
+pub struct DelayedTicketReads {
+    pub inner: Arc<dyn Store>,
+    /// Upper bound of the random delay added after each ticket read.
+    pub max_delay: Duration,
+}
+
+#[async_trait]
+impl Store for DelayedTicketReads {
+    fn backend(&self) -> Backend {
+        self.inner.backend()
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+    async fn migrate(&self) -> StoreResult<()> {
+        self.inner.migrate().await
+    }
+    async fn is_empty(&self) -> StoreResult<bool> {
+        self.inner.is_empty().await
+    }
+    async fn ticket(&self, key: &TicketKey) -> StoreResult<JiraTicket> {
+        let ticket = self.inner.ticket(key).await;
+        let micros = rand::random::<u64>() % (self.max_delay.as_micros() as u64 + 1);
+        tokio::time::sleep(Duration::from_micros(micros)).await;
+        ticket
+    }
+    async fn list_tickets(&self, filter: &TicketFilter) -> StoreResult<TicketPage> {
+        self.inner.list_tickets(filter).await
+    }
+    async fn patch_ticket(
+        &self,
+        key: &TicketKey,
+        patch: &TicketPatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<JiraTicket> {
+        self.inner.patch_ticket(key, patch, now).await
+    }
+    async fn put_ticket(
+        &self,
+        key: &TicketKey,
+        ticket: &TicketUpsert,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(JiraTicket, bool)> {
+        self.inner.put_ticket(key, ticket, now).await
+    }
+    async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<ImportSummary> {
+        self.inner.import_catalog(entries).await
+    }
+    async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<SearchResult>> {
+        self.inner.search(query).await
+    }
+    async fn kpi_totals(&self, since: DateTime<Utc>) -> StoreResult<KpiTotals> {
+        self.inner.kpi_totals(since).await
+    }
+    async fn templates(&self) -> StoreResult<Vec<WorkflowTemplate>> {
+        self.inner.templates().await
+    }
+    async fn template(&self, id: Uuid) -> StoreResult<WorkflowTemplate> {
+        self.inner.template(id).await
+    }
+    async fn insert_template(&self, template: &WorkflowTemplate) -> StoreResult<()> {
+        self.inner.insert_template(template).await
+    }
+    async fn update_template(&self, template: &WorkflowTemplate) -> StoreResult<()> {
+        self.inner.update_template(template).await
+    }
+    async fn delete_template(&self, id: Uuid) -> StoreResult<()> {
+        self.inner.delete_template(id).await
+    }
+    async fn insert_workflow(&self, workflow: &Workflow) -> StoreResult<()> {
+        self.inner.insert_workflow(workflow).await
+    }
+    async fn workflow(&self, id: Uuid) -> StoreResult<Workflow> {
+        self.inner.workflow(id).await
+    }
+    async fn save_workflow(
+        &self,
+        workflow: &Workflow,
+        expected_version: i64,
+        pattern: Option<&Pattern>,
+    ) -> StoreResult<bool> {
+        self.inner
+            .save_workflow(workflow, expected_version, pattern)
+            .await
+    }
+    async fn insert_tickets(&self, tickets: &[JiraTicket]) -> StoreResult<()> {
+        self.inner.insert_tickets(tickets).await
+    }
+    async fn insert_workflows(&self, workflows: &[Workflow]) -> StoreResult<()> {
+        self.inner.insert_workflows(workflows).await
+    }
+    async fn insert_patterns(&self, patterns: &[Pattern]) -> StoreResult<()> {
+        self.inner.insert_patterns(patterns).await
+    }
+}
