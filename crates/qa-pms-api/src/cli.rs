@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the database migrations and exit.
     Migrate(DatabaseArgs),
     /// Fill an empty database with a large deterministic synthetic dataset.
@@ -171,40 +171,6 @@ pub struct SeedArgs {
     pub seed: u64,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cache_flags_override_the_defaults_and_zero_turns_a_cache_off() {
-        let cli = Cli::try_parse_from([
-            "qa-pms",
-            "--cache-tickets-ttl",
-            "500ms",
-            "--cache-search-capacity",
-            "0",
-        ])
-        .unwrap();
-        let config = cli.serve.cache.config();
-        assert_eq!(config.tickets.ttl, Duration::from_millis(500));
-        assert_eq!(config.tickets.tti, Some(Duration::from_secs(60)));
-        assert_eq!(config.search.capacity, 0);
-        assert_eq!(config.metrics, CacheConfig::default().metrics);
-    }
-
-    #[test]
-    fn no_subcommand_means_serve() {
-        let cli = Cli::try_parse_from(["qa-pms", "--listen", "127.0.0.1:0"]).unwrap();
-        assert!(cli.command.is_none());
-        assert_eq!(cli.serve.listen.port(), 0);
-    }
-
-    #[test]
-    fn malformed_durations_are_rejected() {
-        assert!(Cli::try_parse_from(["qa-pms", "--cache-tickets-ttl", "soon"]).is_err());
-    }
-}
-
 /// Opens and migrates the database the arguments name.
 async fn open(
     database: &DatabaseArgs,
@@ -279,4 +245,38 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         started.elapsed()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_flags_override_the_defaults_and_zero_turns_a_cache_off() {
+        let cli = Cli::try_parse_from([
+            "qa-pms",
+            "--cache-tickets-ttl",
+            "500ms",
+            "--cache-search-capacity",
+            "0",
+        ])
+        .unwrap();
+        let config = cli.serve.cache.config();
+        assert_eq!(config.tickets.ttl, Duration::from_millis(500));
+        assert_eq!(config.tickets.tti, Some(Duration::from_secs(60)));
+        assert_eq!(config.search.capacity, 0);
+        assert_eq!(config.metrics, CacheConfig::default().metrics);
+    }
+
+    #[test]
+    fn no_subcommand_means_serve() {
+        let cli = Cli::try_parse_from(["qa-pms", "--listen", "127.0.0.1:0"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.listen.port(), 0);
+    }
+
+    #[test]
+    fn malformed_durations_are_rejected() {
+        assert!(Cli::try_parse_from(["qa-pms", "--cache-tickets-ttl", "soon"]).is_err());
+    }
 }

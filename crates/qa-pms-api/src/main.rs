@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => qa_pms_api::cli::serve(cli.serve).await,
-        Some(Command::Serve(args)) => qa_pms_api::cli::serve(args).await,
+        Some(Command::Serve(args)) => qa_pms_api::cli::serve(*args).await,
         Some(Command::Migrate(args)) => qa_pms_api::cli::migrate(args).await,
         Some(Command::Seed(args)) => qa_pms_api::cli::seed(args).await,
     }

@@ -110,7 +110,7 @@ const FAMILIES: [(&str, &str); 9] = [
         "Invalidations asked for by writes.",
     ),
     (
-        "qa_pms_cache_discarded_loads_total",
+        "qa_pms_cache_stale_discards_total",
         "Loaded values not kept because a write overtook them.",
     ),
     ("qa_pms_cache_entries", "Entries held by a cache now."),
@@ -222,7 +222,7 @@ impl Collector for CacheCollector {
                 ));
             }
             per_family[5].push(counter(&label, stats.invalidations));
-            per_family[6].push(counter(&label, stats.discarded_loads));
+            per_family[6].push(counter(&label, stats.stale_discards));
             per_family[7].push(gauge(&label, stats.entries));
             per_family[8].push(gauge(&label, capacity));
         }

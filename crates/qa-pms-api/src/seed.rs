@@ -225,7 +225,7 @@ fn workflow(
 
 fn catalog_entry(rng: &mut StdRng, i: u64) -> CatalogEntry {
     let area = pick(rng, &AREAS);
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let verb = pick(rng, &VERBS);
         CatalogEntry {
             source: Source::Postman,

@@ -1,6 +1,8 @@
 //! Search and catalog import over HTTP: ranking, identical results on both backends, caching,
 //! invalidation on import, bad input.
 
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
+
 mod common;
 
 use axum::http::StatusCode;

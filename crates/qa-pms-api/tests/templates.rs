@@ -1,5 +1,7 @@
 //! Workflow templates over HTTP: the defaults, CRUD, caching and invalidation, bad input.
 
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
+
 mod common;
 
 use axum::http::StatusCode;

@@ -1,5 +1,7 @@
 //! Tickets over HTTP: read-through caching, partial and full writes, listing, bad input.
 
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
+
 mod common;
 
 use axum::body::Body;

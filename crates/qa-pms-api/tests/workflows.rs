@@ -1,6 +1,8 @@
 //! Workflows and the KPI dashboard over HTTP: the state machine, step completion, patterns,
 //! KPI computation and its invalidation by every workflow change.
 
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
+
 mod common;
 
 use axum::http::StatusCode;

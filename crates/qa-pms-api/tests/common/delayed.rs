@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 pub struct DelayedTicketReads {
     pub inner: Arc<dyn Store>,
-    /// Upper bound of the random delay added after each ticket read.
+    /// Bounds of the random delay added after each ticket read.
+    pub min_delay: Duration,
     pub max_delay: Duration,
 }
 
@@ -37,7 +38,11 @@ impl Store for DelayedTicketReads {
     }
     async fn ticket(&self, key: &TicketKey) -> StoreResult<JiraTicket> {
         let ticket = self.inner.ticket(key).await;
-        let micros = rand::random::<u64>() % (self.max_delay.as_micros() as u64 + 1);
+        let (min, max) = (
+            self.min_delay.as_micros() as u64,
+            self.max_delay.as_micros() as u64,
+        );
+        let micros = min + rand::random::<u64>() % (max.saturating_sub(min) + 1);
         tokio::time::sleep(Duration::from_micros(micros)).await;
         ticket
     }

@@ -211,7 +211,7 @@ where
             if entry.generation >= started {
                 let stored = entry.generation == stripe.load(SeqCst);
                 if !stored {
-                    Counters::inc(&self.counters.discarded_loads);
+                    Counters::inc(&self.counters.stale_discards);
                     cache.invalidate(key).await;
                 }
                 return Ok(Lookup {
@@ -220,7 +220,7 @@ where
                 });
             }
             // We waited on a load that started before a write this request must see.
-            Counters::inc(&self.counters.discarded_loads);
+            Counters::inc(&self.counters.stale_discards);
             cache.invalidate(key).await;
         }
 

@@ -17,8 +17,8 @@ pub(crate) struct Counters {
     pub evicted_size: AtomicU64,
     pub evicted_expired: AtomicU64,
     pub invalidations: AtomicU64,
-    /// Loads whose result a concurrent write made stale before it could be kept.
-    pub discarded_loads: AtomicU64,
+    /// Lookups that dropped a loaded value because a write had overtaken it.
+    pub stale_discards: AtomicU64,
     load_buckets: [AtomicU64; LOAD_BUCKETS.len()],
     load_nanos: AtomicU64,
 }
@@ -56,7 +56,7 @@ impl Counters {
             evicted_size: self.evicted_size.load(Relaxed),
             evicted_expired: self.evicted_expired.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
-            discarded_loads: self.discarded_loads.load(Relaxed),
+            stale_discards: self.stale_discards.load(Relaxed),
         }
     }
 }
@@ -79,7 +79,9 @@ pub struct CacheStats {
     pub evicted_expired: u64,
     /// Explicit invalidations asked for by writes.
     pub invalidations: u64,
-    pub discarded_loads: u64,
+    /// Lookups that dropped a loaded value because a write had overtaken it (the race where an
+    /// invalidation lands while a load is in flight).
+    pub stale_discards: u64,
 }
 
 impl CacheStats {
