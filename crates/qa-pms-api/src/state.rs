@@ -1,10 +1,12 @@
 //! The one `Clone` state every handler receives: storage, caches, metrics.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use qa_pms_core::{AppCache, CacheConfig};
 use qa_pms_storage::Store;
 
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -23,5 +25,20 @@ impl AppState {
             cache,
             metrics,
         }
+    }
+}
+
+impl AppState {
+    /// Runs a write and the invalidations that follow it on a task of its own, so that both finish
+    /// even if the request is dropped (the client went away, the timeout fired) after the write
+    /// committed: a committed write whose invalidation never ran would leave a stale entry behind.
+    pub async fn write<T, Fut>(&self, work: impl FnOnce(AppState) -> Fut) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+    {
+        tokio::spawn(work(self.clone()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("write task failed: {e}")))?
     }
 }

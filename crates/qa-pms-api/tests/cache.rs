@@ -35,11 +35,11 @@ async fn two_hundred_concurrent_requests_for_a_cold_key_run_one_load(backend: Ba
     // A 50 ms load: every request arrives while it runs.
     let app = Arc::new(
         TestApp::with_store(backend, AppConfig::default(), |inner| {
-            Arc::new(DelayedTicketReads {
+            Arc::new(DelayedTicketReads::reads(
                 inner,
-                min_delay: Duration::from_millis(50),
-                max_delay: Duration::from_millis(50),
-            })
+                Duration::from_millis(50),
+                Duration::from_millis(50),
+            ))
         })
         .await,
     );

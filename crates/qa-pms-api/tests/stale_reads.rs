@@ -19,7 +19,10 @@ use qa_pms_core::CacheKind;
 use qa_pms_storage::Backend;
 use serde_json::json;
 
-on_both_backends!(no_read_returns_data_older_than_the_last_acknowledged_write);
+on_both_backends!(
+    no_read_returns_data_older_than_the_last_acknowledged_write,
+    a_write_whose_request_times_out_after_commit_still_invalidates,
+);
 
 const KEYS: usize = 4;
 const WRITES_PER_KEY: u64 = 120;
@@ -36,11 +39,11 @@ fn version_of(summary: &str) -> u64 {
 async fn no_read_returns_data_older_than_the_last_acknowledged_write(backend: Backend) {
     let app = Arc::new(
         TestApp::with_store(backend, AppConfig::default(), |inner| {
-            Arc::new(DelayedTicketReads {
+            Arc::new(DelayedTicketReads::reads(
                 inner,
-                min_delay: Duration::ZERO,
-                max_delay: Duration::from_millis(3),
-            })
+                Duration::ZERO,
+                Duration::from_millis(3),
+            ))
         })
         .await,
     );
@@ -124,4 +127,42 @@ async fn no_read_returns_data_older_than_the_last_acknowledged_write(backend: Ba
             .json();
         assert_eq!(last["summary"], format!("v{WRITES_PER_KEY}"));
     }
+}
+
+/// A PATCH that commits and then runs past the request timeout is answered 503, but its
+/// invalidation must still run: otherwise the entry cached before it is served until its TTL.
+async fn a_write_whose_request_times_out_after_commit_still_invalidates(backend: Backend) {
+    let mut config = AppConfig::default();
+    config.limits.request_timeout = Duration::from_millis(100);
+    let app = TestApp::with_store(backend, config, |inner| {
+        Arc::new(DelayedTicketReads {
+            inner,
+            min_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            after_write: Duration::from_millis(300),
+        })
+    })
+    .await;
+    app.put_ticket("SLOW-1", "v0", "Open", None).await;
+    assert_eq!(
+        app.get("/api/v1/tickets/SLOW-1").await.json()["summary"],
+        "v0"
+    );
+
+    let patched = app
+        .patch("/api/v1/tickets/SLOW-1", json!({"summary": "v1"}))
+        .await;
+    assert_eq!(
+        patched.assert_error(StatusCode::SERVICE_UNAVAILABLE),
+        "timeout"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let read = app.get("/api/v1/tickets/SLOW-1").await;
+
+    assert_eq!(
+        read.json()["summary"],
+        "v1",
+        "the committed write is visible"
+    );
+    assert_eq!(read.cache_status(), "MISS");
 }

@@ -83,10 +83,14 @@ async fn import(
         .into_iter()
         .map(CatalogEntry::validate)
         .collect::<Result<Vec<_>, _>>()?;
-    let written = state.store.import_catalog(&entries).await;
-    // Any search may now rank differently.
-    state.cache.search.invalidate_all();
-    let summary = written?;
+    let summary = state
+        .write(|state| async move {
+            let written = state.store.import_catalog(&entries).await;
+            // Any search may now rank differently.
+            state.cache.search.invalidate_all();
+            Ok(written?)
+        })
+        .await?;
     Ok(Json(ImportResponse {
         inserted: summary.inserted,
         updated: summary.updated,

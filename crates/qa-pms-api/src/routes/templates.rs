@@ -50,9 +50,14 @@ async fn create(
     Json(draft): Json<TemplateDraft>,
 ) -> Result<impl IntoResponse, ApiError> {
     let template = draft.validate()?.into_template(Uuid::new_v4(), Utc::now());
-    let written = state.store.insert_template(&template).await;
-    state.cache.templates.invalidate(&template.id).await;
-    written?;
+    let template = state
+        .write(|state| async move {
+            let written = state.store.insert_template(&template).await;
+            state.cache.templates.invalidate(&template.id).await;
+            written?;
+            Ok(template)
+        })
+        .await?;
     let location = HeaderValue::try_from(format!("/api/v1/templates/{}", template.id))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(template)))
@@ -64,9 +69,14 @@ async fn update(
     Json(draft): Json<TemplateDraft>,
 ) -> Result<Json<WorkflowTemplate>, ApiError> {
     let template = draft.validate()?.into_template(id, Utc::now());
-    let written = state.store.update_template(&template).await;
-    state.cache.templates.invalidate(&id).await;
-    written?;
+    let template = state
+        .write(|state| async move {
+            let written = state.store.update_template(&template).await;
+            state.cache.templates.invalidate(&id).await;
+            written?;
+            Ok(template)
+        })
+        .await?;
     Ok(Json(template))
 }
 
@@ -74,8 +84,12 @@ async fn remove(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let written = state.store.delete_template(id).await;
-    state.cache.templates.invalidate(&id).await;
-    written?;
+    state
+        .write(|state| async move {
+            let written = state.store.delete_template(id).await;
+            state.cache.templates.invalidate(&id).await;
+            Ok(written?)
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -45,10 +45,15 @@ async fn patch(
 ) -> Result<Json<JiraTicket>, ApiError> {
     let key = TicketKey::parse(&key)?;
     let patch = patch.validate()?;
-    let written = state.store.patch_ticket(&key, &patch, Utc::now()).await;
-    // Even a failed write may have committed: drop the entry either way.
-    state.cache.tickets.invalidate(&key).await;
-    Ok(Json(written?))
+    let ticket = state
+        .write(|state| async move {
+            let written = state.store.patch_ticket(&key, &patch, Utc::now()).await;
+            // Even a failed write may have committed: drop the entry either way.
+            state.cache.tickets.invalidate(&key).await;
+            Ok(written?)
+        })
+        .await?;
+    Ok(Json(ticket))
 }
 
 async fn put(
@@ -58,9 +63,13 @@ async fn put(
 ) -> Result<(StatusCode, Json<JiraTicket>), ApiError> {
     let key = TicketKey::parse(&key)?;
     let body = body.validate()?;
-    let written = state.store.put_ticket(&key, &body, Utc::now()).await;
-    state.cache.tickets.invalidate(&key).await;
-    let (ticket, created) = written?;
+    let (ticket, created) = state
+        .write(|state| async move {
+            let written = state.store.put_ticket(&key, &body, Utc::now()).await;
+            state.cache.tickets.invalidate(&key).await;
+            Ok(written?)
+        })
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {

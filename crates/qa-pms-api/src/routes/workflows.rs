@@ -44,9 +44,14 @@ async fn start(
     let template = state.store.template(request.template_id).await?;
     state.store.ticket(&key).await?;
     let workflow = Workflow::start(&template, key.to_string(), Utc::now(), Uuid::new_v4());
-    let written = state.store.insert_workflow(&workflow).await;
-    state.cache.invalidate_dashboards().await;
-    written?;
+    let workflow = state
+        .write(|state| async move {
+            let written = state.store.insert_workflow(&workflow).await;
+            state.cache.invalidate_dashboards().await;
+            written?;
+            Ok(workflow)
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(workflow)))
 }
 
@@ -61,7 +66,7 @@ async fn complete_step(
     State(state): State<AppState>,
     Path((id, index)): Path<(Uuid, usize)>,
 ) -> Result<Json<Workflow>, ApiError> {
-    change(&state, id, |wf| {
+    change(&state, id, move |wf| {
         let changed = wf.complete_step(index, Utc::now())?;
         Ok((changed, None))
     })
@@ -76,7 +81,7 @@ async fn transition(
     let action: WorkflowAction = action
         .parse()
         .map_err(|_| ApiError::NotFound(format!("workflow action `{action}`")))?;
-    change(&state, id, |wf| {
+    change(&state, id, move |wf| {
         let pattern = wf.apply(action, Utc::now())?;
         Ok((true, pattern))
     })
@@ -87,6 +92,16 @@ async fn transition(
 /// Reads a workflow, applies `edit` (which says whether it changed anything and which pattern it
 /// revealed) and writes it back if nobody else wrote it meanwhile, retrying a few times.
 async fn change(
+    state: &AppState,
+    id: Uuid,
+    edit: impl Fn(&mut Workflow) -> Result<(bool, Option<Pattern>), TransitionError> + Send + 'static,
+) -> Result<Workflow, ApiError> {
+    state
+        .write(|state| async move { change_detached(&state, id, edit).await })
+        .await
+}
+
+async fn change_detached(
     state: &AppState,
     id: Uuid,
     edit: impl Fn(&mut Workflow) -> Result<(bool, Option<Pattern>), TransitionError>,

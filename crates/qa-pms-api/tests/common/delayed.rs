@@ -1,6 +1,7 @@
-//! A real store with latency added after ticket reads, like a slow network between the service
-//! and its database. It widens the window in which a cache load holds a row that a concurrent
-//! write is replacing: the race the stale-read test must show the cache surviving.
+//! A real store with latency added after ticket reads and writes, like a slow network between the
+//! service and its database. Read latency widens the window in which a cache load holds a row that
+//! a concurrent write is replacing; write latency lets a request be cancelled after its write has
+//! committed. Those are the races the stale-read tests must show the cache surviving.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,19 @@ pub struct DelayedTicketReads {
     /// Bounds of the random delay added after each ticket read.
     pub min_delay: Duration,
     pub max_delay: Duration,
+    /// Delay after a ticket PATCH has committed, before it returns.
+    pub after_write: Duration,
+}
+
+impl DelayedTicketReads {
+    pub fn reads(inner: Arc<dyn Store>, min_delay: Duration, max_delay: Duration) -> Self {
+        Self {
+            inner,
+            min_delay,
+            max_delay,
+            after_write: Duration::ZERO,
+        }
+    }
 }
 
 #[async_trait]
@@ -55,7 +69,9 @@ impl Store for DelayedTicketReads {
         patch: &TicketPatch,
         now: DateTime<Utc>,
     ) -> StoreResult<JiraTicket> {
-        self.inner.patch_ticket(key, patch, now).await
+        let written = self.inner.patch_ticket(key, patch, now).await;
+        tokio::time::sleep(self.after_write).await;
+        written
     }
     async fn put_ticket(
         &self,
