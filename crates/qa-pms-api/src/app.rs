@@ -21,8 +21,19 @@ pub struct AppConfig {
 
 /// The router and the state behind it (kept so callers can read the caches' stats).
 pub fn build(store: Arc<dyn Store>, config: AppConfig) -> (Router, AppState) {
+    build_with(store, config, Router::new())
+}
+
+/// [`build`] with `extra` routes served behind the same middleware stack: the load harness adds
+/// its reference route this way.
+pub fn build_with(
+    store: Arc<dyn Store>,
+    config: AppConfig,
+    extra: Router<AppState>,
+) -> (Router, AppState) {
     let state = AppState::new(store, config.cache);
-    let router = layers::apply(routes::router(), &state, config.limits).with_state(state.clone());
+    let routes = routes::router().merge(extra);
+    let router = layers::apply(routes, &state, config.limits).with_state(state.clone());
     (router, state)
 }
 

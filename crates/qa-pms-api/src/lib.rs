@@ -15,5 +15,5 @@ mod routes;
 pub mod seed;
 pub mod state;
 
-pub use app::{build, serve, shutdown_signal, AppConfig};
+pub use app::{build, build_with, serve, shutdown_signal, AppConfig};
 pub use state::AppState;

@@ -1,336 +1,205 @@
-//! `qa-pms-bench`: how much the cache layer of story 14.4 buys, measured in one run.
+//! `qa-pms-bench`: what the cache layer buys, measured in one run, on SQLite or PostgreSQL.
 //!
-//! For each backend it seeds a fresh database, starts the real server on loopback and prints,
-//! for every cached endpoint, the median and p99 response time of a MISS and of a HIT of the same
-//! key and the reduction; the cost of one cache lookup; and the hit rate under Zipf(s=1) key
-//! popularity, next to the best any cache of that capacity can do. It prints numbers; it asserts
-//! nothing.
+//! - `latency`: each cached endpoint, one request at a time, MISS vs HIT of the same key; the cost
+//!   of one cache lookup; the hit rate under Zipf key popularity (story 14.4).
+//! - `load`: closed-loop load over loopback against the real router and two references (the same
+//!   middleware with a static handler, and a bare axum server), nine scenarios, a table, JSON and
+//!   an SVG chart.
+//!
+//! It prints numbers; it asserts nothing (a scenario that errors is reported as such).
 
+mod harness;
+mod latency;
+mod load;
 mod stats;
+mod svg;
 mod zipf;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand};
 use qa_pms_api::seed::{seed, SeedSpec};
-use qa_pms_api::{AppConfig, AppState};
-use qa_pms_core::template::{BUG_FIX_ID, FEATURE_TEST_ID, REGRESSION_TEST_ID};
-use qa_pms_core::{CacheKind, Period, SearchQuery, TicketKey};
-use qa_pms_storage::Store;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use sqlx::Connection;
-use stats::{micros, Samples};
-use tower::ServiceExt;
-use zipf::Zipf;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Which {
-    Sqlite,
-    Postgres,
-    Both,
-}
 
 #[derive(Debug, Parser)]
-#[command(about = "Benchmarks the qa-pms cache layer: MISS vs HIT, lookup cost, Zipf hit rate")]
-struct Args {
-    #[arg(long, value_enum, default_value = "both")]
-    backend: Which,
-    #[arg(long, default_value_t = 20_000)]
-    tickets: u64,
-    #[arg(long, default_value_t = 200_000)]
-    workflows: u64,
-    #[arg(long, default_value_t = 10_000)]
-    catalog: u64,
-    /// MISS/HIT pairs measured per endpoint.
-    #[arg(long, default_value_t = 400)]
-    pairs: usize,
-    /// Requests of the Zipf run (after as many again of warm-up).
-    #[arg(long, default_value_t = 100_000)]
-    zipf_requests: usize,
+#[command(about = "Benchmarks of the qa-pms cache layer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// MISS vs HIT per cached endpoint, lookup cost, Zipf hit rate (one request at a time).
+    Latency(latency::LatencyArgs),
+    /// Closed-loop load: throughput and latency percentiles against the physical limits.
+    Load(harness::LoadArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct DatabaseArgs {
+    /// Run on PostgreSQL (default: SQLite).
+    #[arg(long, global = true)]
+    postgres: bool,
+    /// Run on SQLite and then PostgreSQL.
+    #[arg(long, global = true, conflicts_with = "postgres")]
+    both: bool,
     /// A PostgreSQL server URL whose user may create databases; the benchmark makes its own.
     #[arg(
         long,
+        global = true,
         env = "QA_PMS_BENCH_POSTGRES_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     postgres_url: String,
-    /// A few seconds' run on tiny data, to check the benchmark itself works (CI runs this).
-    #[arg(long)]
+    #[arg(long, global = true, default_value_t = 100_000)]
+    tickets: u64,
+    #[arg(long, global = true, default_value_t = 1_000_000)]
+    workflows: u64,
+    #[arg(long, global = true, default_value_t = 50_000)]
+    catalog: u64,
+    /// A few seconds on tiny data, to check the benchmark itself works (CI runs this).
+    #[arg(long, global = true)]
     smoke: bool,
+}
+
+/// The dataset size a run seeded.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Sizes {
+    pub tickets: u64,
+    pub workflows: u64,
+    pub catalog: u64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = Args::parse();
-    if args.smoke {
-        (args.tickets, args.workflows, args.catalog) = (500, 2_000, 200);
-        (args.pairs, args.zipf_requests) = (20, 2_000);
+    let cli = Cli::parse();
+    let db = &cli.database;
+    let sizes = if db.smoke {
+        Sizes {
+            tickets: 2_000,
+            workflows: 5_000,
+            catalog: 500,
+        }
+    } else {
+        Sizes {
+            tickets: db.tickets,
+            workflows: db.workflows,
+            catalog: db.catalog,
+        }
+    };
+    anyhow::ensure!(sizes.tickets >= 1, "--tickets must be at least 1");
+    let mut backends = Vec::new();
+    if !db.postgres {
+        backends.push("sqlite");
+    }
+    if db.postgres || db.both {
+        backends.push("postgres");
     }
     println!(
-        "qa-pms-bench: {} tickets, {} workflows, {} catalog entries; {} MISS/HIT pairs per endpoint; {} cores",
-        args.tickets,
-        args.workflows,
-        args.catalog,
-        args.pairs,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
-    if matches!(args.backend, Which::Sqlite | Which::Both) {
-        let path = std::env::temp_dir().join(format!("qa-pms-bench-{}.db", std::process::id()));
-        let result = run("sqlite", &format!("sqlite:{}", path.display()), &args).await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        "qa-pms-bench: {} tickets, {} workflows, {} catalog entries; {} cores; {}",
+        sizes.tickets,
+        sizes.workflows,
+        sizes.catalog,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        if cfg!(debug_assertions) {
+            "DEBUG build: numbers are not representative"
+        } else {
+            "release build"
         }
+    );
+    for backend in backends {
+        println!("\n## {backend}");
+        let database = TempDatabase::create(backend, &db.postgres_url).await?;
+        let result = async {
+            let store = qa_pms_storage::connect(&database.url).await?;
+            store.migrate().await?;
+            let started = Instant::now();
+            let spec = SeedSpec {
+                tickets: sizes.tickets,
+                workflows: sizes.workflows,
+                catalog: sizes.catalog,
+                seed: 1,
+                history_days: 365,
+            };
+            seed(store.as_ref(), spec, chrono::Utc::now()).await?;
+            println!("seeded in {:.1?}", started.elapsed());
+            match &cli.command {
+                Command::Latency(args) => {
+                    let args = if db.smoke {
+                        latency::LatencyArgs {
+                            pairs: 20,
+                            zipf_requests: 2_000,
+                        }
+                    } else {
+                        args.clone()
+                    };
+                    latency::run(Arc::clone(&store), sizes, &args).await
+                }
+                Command::Load(args) => {
+                    harness::run(backend, store, sizes, &args.for_smoke(db.smoke)).await
+                }
+            }
+        }
+        .await;
+        database.drop_now().await;
         result?;
     }
-    if matches!(args.backend, Which::Postgres | Which::Both) {
-        let name = format!("qa_pms_bench_{}", std::process::id());
-        let mut admin = sqlx::PgConnection::connect(&args.postgres_url)
+    Ok(())
+}
+
+/// A database made for one run: an SQLite file in the temp dir or a new PostgreSQL database.
+struct TempDatabase {
+    url: String,
+    postgres: Option<(String, String)>,
+}
+
+impl TempDatabase {
+    async fn create(backend: &str, postgres_url: &str) -> anyhow::Result<Self> {
+        let id = std::process::id();
+        if backend == "sqlite" {
+            let path = std::env::temp_dir().join(format!("qa-pms-bench-{id}.db"));
+            return Ok(Self {
+                url: format!("sqlite:{}", path.display()),
+                postgres: None,
+            });
+        }
+        let name = format!("qa_pms_bench_{id}");
+        let mut admin = sqlx::PgConnection::connect(postgres_url)
             .await
-            .with_context(|| format!("cannot reach PostgreSQL at {}", args.postgres_url))?;
+            .with_context(|| format!("cannot reach PostgreSQL at {postgres_url}"))?;
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await?;
-        let url = match args.postgres_url.rsplit_once('/') {
+        let url = match postgres_url.rsplit_once('/') {
             Some((server, _)) => format!("{server}/{name}"),
             None => bail!("--postgres-url needs a database part"),
         };
-        let result = run("postgres", &url, &args).await;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await?;
-        result?;
-    }
-    Ok(())
-}
-
-async fn run(backend: &str, url: &str, args: &Args) -> anyhow::Result<()> {
-    println!("\n## {backend}");
-    let store = qa_pms_storage::connect(url).await?;
-    store.migrate().await?;
-    let started = Instant::now();
-    let spec = SeedSpec {
-        tickets: args.tickets,
-        workflows: args.workflows,
-        catalog: args.catalog,
-        seed: 1,
-        history_days: 365,
-    };
-    seed(store.as_ref(), spec, chrono::Utc::now()).await?;
-    println!("seeded in {:.1?}", started.elapsed());
-
-    let (router, state) = qa_pms_api::build(Arc::clone(&store), AppConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(qa_pms_api::serve(listener, router.clone(), async {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .build()?;
-
-    println!(
-        "\n{:<10} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10}",
-        "endpoint", "MISS p50 µs", "MISS p99 µs", "HIT p50 µs", "HIT p99 µs", "p50 cut", "p99 cut"
-    );
-    let tickets = args.tickets.min(1_000);
-    let endpoints: Vec<(&str, Vec<(String, Invalidate)>)> = vec![
-        (
-            "ticket",
-            (1..=tickets)
-                .map(|n| {
-                    let key = TicketKey::parse(&format!("PROJ-{n}")).expect("key");
-                    (format!("/api/v1/tickets/{key}"), Invalidate::Ticket(key))
-                })
-                .collect(),
-        ),
-        (
-            "search",
-            [
-                "login",
-                "checkout api",
-                "payment timeout",
-                "profile admin",
-                "cart",
-                "reports",
-            ]
-            .iter()
-            .map(|q| {
-                let query = SearchQuery::new(q, None, None).expect("query");
-                (
-                    format!("/api/v1/search?query={}", q.replace(' ', "+")),
-                    Invalidate::Search(query.cache_key()),
-                )
-            })
-            .collect(),
-        ),
-        (
-            "kpi-90d",
-            vec![(
-                "/api/v1/dashboard/kpi?period=90d".to_owned(),
-                Invalidate::Metrics(Period::Days90.kpi_cache_key()),
-            )],
-        ),
-        (
-            "template",
-            [BUG_FIX_ID, FEATURE_TEST_ID, REGRESSION_TEST_ID]
-                .iter()
-                .map(|id| (format!("/api/v1/templates/{id}"), Invalidate::Template(*id)))
-                .collect(),
-        ),
-    ];
-    for (name, targets) in &endpoints {
-        let (miss, hit) = miss_and_hit(&client, &base, &state, targets, args.pairs).await?;
-        let cut = |m: Duration, h: Duration| {
-            format!("{:.0}%", (1.0 - h.as_secs_f64() / m.as_secs_f64()) * 100.0)
-        };
-        println!(
-            "{:<10} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10}",
-            name,
-            micros(miss.p50()),
-            micros(miss.p99()),
-            micros(hit.p50()),
-            micros(hit.p99()),
-            cut(miss.p50(), hit.p50()),
-            cut(miss.p99(), hit.p99()),
-        );
+        Ok(Self {
+            url,
+            postgres: Some((postgres_url.to_owned(), name)),
+        })
     }
 
-    lookup_cost(&state, store.as_ref()).await?;
-    zipf_hit_rate(&router, &state, args).await?;
-
-    let _ = stop.send(());
-    server.await??;
-    Ok(())
-}
-
-/// How to make the next request for a target a MISS.
-enum Invalidate {
-    Ticket(TicketKey),
-    Search(String),
-    Metrics(String),
-    Template(uuid::Uuid),
-}
-
-impl Invalidate {
-    async fn run(&self, state: &AppState) {
-        match self {
-            Invalidate::Ticket(key) => state.cache.tickets.invalidate(key).await,
-            Invalidate::Search(key) => state.cache.search.invalidate(key).await,
-            Invalidate::Metrics(key) => state.cache.metrics.invalidate(key).await,
-            Invalidate::Template(id) => state.cache.templates.invalidate(id).await,
+    async fn drop_now(self) {
+        match self.postgres {
+            Some((admin_url, name)) => {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            }
+            None => {
+                let path = self.url.trim_start_matches("sqlite:");
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
+                }
+            }
         }
     }
-}
-
-async fn timed_get(client: &reqwest::Client, url: &str) -> anyhow::Result<(Duration, String)> {
-    let start = Instant::now();
-    let response = client.get(url).send().await?;
-    let status = response.status();
-    let cache = response
-        .headers()
-        .get("x-cache-status")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    response.bytes().await?;
-    let elapsed = start.elapsed();
-    if !status.is_success() {
-        bail!("GET {url} answered {status}");
-    }
-    Ok((elapsed, cache))
-}
-
-/// Alternates an invalidated (MISS) and a repeated (HIT) request of the same target, so both
-/// see the same server, data and machine load.
-async fn miss_and_hit(
-    client: &reqwest::Client,
-    base: &str,
-    state: &AppState,
-    targets: &[(String, Invalidate)],
-    pairs: usize,
-) -> anyhow::Result<(Samples, Samples)> {
-    let (mut miss, mut hit) = (Samples::default(), Samples::default());
-    for i in 0..pairs + pairs / 10 {
-        let (path, invalidate) = &targets[i % targets.len()];
-        let url = format!("{base}{path}");
-        invalidate.run(state).await;
-        let (miss_time, miss_status) = timed_get(client, &url).await?;
-        let (hit_time, hit_status) = timed_get(client, &url).await?;
-        if (miss_status.as_str(), hit_status.as_str()) != ("MISS", "HIT") {
-            bail!("{path}: expected MISS then HIT, got {miss_status} then {hit_status}");
-        }
-        // The first tenth warms connections and the database's own caches.
-        if i >= pairs / 10 {
-            miss.push(miss_time);
-            hit.push(hit_time);
-        }
-    }
-    Ok((miss, hit))
-}
-
-/// The cost of one cache hit, without HTTP: `get_or_load` on a warm key.
-async fn lookup_cost(state: &AppState, store: &dyn Store) -> anyhow::Result<()> {
-    let key = TicketKey::parse("PROJ-1")?;
-    let load = || store.ticket(&key);
-    state.cache.tickets.get_or_load(&key, load).await?;
-    const ROUNDS: u32 = 200_000;
-    let start = Instant::now();
-    for _ in 0..ROUNDS {
-        let lookup = state.cache.tickets.get_or_load(&key, load).await?;
-        std::hint::black_box(lookup.entry.json().len());
-    }
-    let per = start.elapsed() / ROUNDS;
-    println!(
-        "\ncache lookup (hit, no HTTP): {} ns mean over {ROUNDS} lookups ({:.4} ms)",
-        per.as_nanos(),
-        per.as_secs_f64() * 1e3
-    );
-    Ok(())
-}
-
-/// Hit rate of the tickets cache at its configured capacity under Zipf(1.0) popularity.
-async fn zipf_hit_rate(router: &axum::Router, state: &AppState, args: &Args) -> anyhow::Result<()> {
-    let keys = args.tickets.min(10_000) as usize;
-    let capacity = state.cache.settings(CacheKind::Tickets).capacity as usize;
-    let zipf = Zipf::new(keys, 1.0);
-    let mut rng = StdRng::seed_from_u64(7);
-    let request = |rng: &mut StdRng| {
-        let uri = format!("/api/v1/tickets/PROJ-{}", zipf.sample(rng));
-        let router = router.clone();
-        async move {
-            let response = router
-                .oneshot(axum::http::Request::get(uri).body(axum::body::Body::empty())?)
-                .await?;
-            anyhow::ensure!(
-                response.status().is_success(),
-                "status {}",
-                response.status()
-            );
-            Ok::<_, anyhow::Error>(())
-        }
-    };
-    for _ in 0..args.zipf_requests {
-        request(&mut rng).await?;
-    }
-    let before = state.cache.stats(CacheKind::Tickets);
-    for _ in 0..args.zipf_requests {
-        request(&mut rng).await?;
-    }
-    let after = state.cache.stats(CacheKind::Tickets);
-    let hits = after.hits - before.hits;
-    let lookups = hits + after.misses - before.misses;
-    let rate = hits as f64 / lookups as f64;
-    let best = zipf.top_mass(capacity);
-    println!(
-        "Zipf(s=1.0) over {keys} keys, capacity {capacity}, {lookups} requests after warm-up: \
-         hit rate {:.1}%, best possible {:.1}%, ratio {:.2}",
-        rate * 100.0,
-        best * 100.0,
-        rate / best
-    );
-    Ok(())
 }

@@ -10,6 +10,14 @@ impl Samples {
         self.0.push(d);
     }
 
+    pub fn extend(&mut self, other: Samples) {
+        self.0.extend(other.0);
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+
     /// The q-quantile (0..=1), nearest rank.
     pub fn quantile(&self, q: f64) -> Duration {
         if self.0.is_empty() {

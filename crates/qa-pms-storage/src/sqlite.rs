@@ -14,7 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use crate::search_sql::{relevance, search_sql};
@@ -26,6 +26,10 @@ const TICKET_COLUMNS: &str = "key, summary, status, description, assignee, prior
 const TEMPLATE_COLUMNS: &str = "id, name, steps, workflow_type, estimated_minutes, updated_at";
 const WORKFLOW_COLUMNS: &str = "id, template_id, ticket_key, state, steps, estimated_minutes, \
                                 started_at, completed_at, updated_at, version";
+
+/// Rows per multi-row INSERT in bulk loads: 11 columns x 500 rows stays well under SQLite's
+/// 32,766 bound parameters.
+const ROWS_PER_INSERT: usize = 500;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -448,18 +452,20 @@ impl Store for SqliteStore {
 
     async fn insert_tickets(&self, tickets: &[JiraTicket]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        for t in tickets {
-            sqlx::query(
-                "INSERT INTO jira_tickets (key, summary, status, description, assignee, priority, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        for batch in tickets.chunks(ROWS_PER_INSERT) {
+            QueryBuilder::<Sqlite>::new(
+                "INSERT INTO jira_tickets (key, summary, status, description, assignee, priority, updated_at) ",
             )
-            .bind(&t.key)
-            .bind(&t.summary)
-            .bind(&t.status)
-            .bind(&t.description)
-            .bind(&t.assignee)
-            .bind(&t.priority)
-            .bind(millis(t.updated_at))
+            .push_values(batch, |mut row, t| {
+                row.push_bind(&t.key)
+                    .push_bind(&t.summary)
+                    .push_bind(&t.status)
+                    .push_bind(&t.description)
+                    .push_bind(&t.assignee)
+                    .push_bind(&t.priority)
+                    .push_bind(millis(t.updated_at));
+            })
+            .build()
             .execute(&mut *tx)
             .await?;
         }
@@ -469,8 +475,31 @@ impl Store for SqliteStore {
 
     async fn insert_workflows(&self, workflows: &[Workflow]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        for wf in workflows {
-            insert_workflow(&mut *tx, wf).await?;
+        for batch in workflows.chunks(ROWS_PER_INSERT) {
+            let steps = batch
+                .iter()
+                .map(|wf| serde_json::to_string(&wf.steps))
+                .collect::<Result<Vec<_>, _>>()?;
+            QueryBuilder::<Sqlite>::new(
+                "INSERT INTO workflows (id, template_id, ticket_key, state, steps, estimated_minutes, \
+                 started_at, completed_at, duration_seconds, updated_at, version) ",
+            )
+            .push_values(batch.iter().zip(steps), |mut row, (wf, steps)| {
+                row.push_bind(wf.id.to_string())
+                    .push_bind(wf.template_id.to_string())
+                    .push_bind(&wf.ticket_key)
+                    .push_bind(wf.state.as_str())
+                    .push_bind(steps)
+                    .push_bind(wf.estimated_minutes)
+                    .push_bind(millis(wf.started_at))
+                    .push_bind(wf.completed_at.map(millis))
+                    .push_bind(wf.duration_seconds())
+                    .push_bind(millis(wf.updated_at))
+                    .push_bind(wf.version);
+            })
+            .build()
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -478,8 +507,21 @@ impl Store for SqliteStore {
 
     async fn insert_patterns(&self, patterns: &[Pattern]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        for p in patterns {
-            insert_pattern(&mut *tx, p).await?;
+        for batch in patterns.chunks(ROWS_PER_INSERT) {
+            QueryBuilder::<Sqlite>::new(
+                "INSERT INTO patterns (id, workflow_id, ticket_key, kind, detail, detected_at) ",
+            )
+            .push_values(batch, |mut row, p| {
+                row.push_bind(p.id.to_string())
+                    .push_bind(p.workflow_id.to_string())
+                    .push_bind(&p.ticket_key)
+                    .push_bind(&p.kind)
+                    .push_bind(&p.detail)
+                    .push_bind(millis(p.detected_at));
+            })
+            .build()
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

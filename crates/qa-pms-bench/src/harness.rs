@@ -1,0 +1,571 @@
+//! `qa-pms-bench load`: the nine scenarios of the load harness, each measured against the limits
+//! of this machine in the same run.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use qa_pms_api::{AppConfig, AppState};
+use qa_pms_core::template::BUG_FIX_ID;
+use qa_pms_core::{CacheConfig, CacheKind, JiraTicket, Period, TicketKey, WorkflowTemplate};
+use rand::Rng;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::load::{self, drive, get_expecting, Load, Measured};
+use crate::stats::Samples;
+use crate::zipf::Zipf;
+use crate::Sizes;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Measured time per scenario (after a warm-up of a fifth of it).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Where to write the numbers as JSON.
+    #[arg(long, default_value = "bench-out/load.json")]
+    pub json: std::path::PathBuf,
+    /// Where to write the latency chart.
+    #[arg(long, default_value = "bench-out/load.svg")]
+    pub svg: std::path::PathBuf,
+}
+
+impl LoadArgs {
+    pub fn for_smoke(&self, smoke: bool) -> Self {
+        let mut args = self.clone();
+        if smoke {
+            args.duration = Duration::from_millis(300);
+            args.connections = args.connections.min(4);
+        }
+        args
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(flatten)]
+    pub measured: Measured,
+    /// Throughput as a share of the reference it is compared with, when it has one.
+    pub vs_bare: Option<f64>,
+    pub vs_minimal: Option<f64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub backend: String,
+    pub sizes: Option<Sizes>,
+    pub connections: usize,
+    pub duration_s: f64,
+    pub scenarios: Vec<Scenario>,
+    pub zipf_hit_rate: f64,
+    pub zipf_best_possible: f64,
+    pub stampede_loads: u64,
+    pub stampede_p99_us: f64,
+    pub mix_stale_reads: u64,
+    pub mix_writes: u64,
+    pub rss_before_fill_kib: u64,
+    pub rss_after_fill_kib: u64,
+    pub rss_peak_kib: u64,
+}
+
+struct Servers {
+    cached: String,
+    uncached: String,
+    minimal: String,
+    state: AppState,
+    _tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+async fn listen(
+    router: Router,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let task = tokio::spawn(qa_pms_api::serve(listener, router, std::future::pending()));
+    Ok((base, task))
+}
+
+async fn start(store: Arc<dyn qa_pms_storage::Store>) -> anyhow::Result<Servers> {
+    // The reference bytes: exactly what a cached ticket response carries.
+    let ticket = store.ticket(&TicketKey::parse("PROJ-1")?).await?;
+    let body = Bytes::from(serde_json::to_vec(&ticket)?);
+    let bare_body = body.clone();
+    let bare = Router::new().route(
+        "/bench/bare",
+        get(move || {
+            let body = bare_body.clone();
+            async move { ([(CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
+    let (cached_router, state) =
+        qa_pms_api::build_with(Arc::clone(&store), AppConfig::default(), bare);
+    let uncached_config = AppConfig {
+        cache: CacheConfig::disabled(),
+        ..AppConfig::default()
+    };
+    let (uncached_router, _) = qa_pms_api::build(Arc::clone(&store), uncached_config);
+    let minimal_body = body.clone();
+    let minimal_router = Router::new().route(
+        "/",
+        get(move || {
+            let body = minimal_body.clone();
+            async move { ([(CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
+    let (cached, a) = listen(cached_router).await?;
+    let (uncached, b) = listen(uncached_router).await?;
+    let (minimal, c) = listen(minimal_router).await?;
+    Ok(Servers {
+        cached,
+        uncached,
+        minimal,
+        state,
+        _tasks: vec![a, b, c],
+    })
+}
+
+/// A scenario of plain GETs of one URL.
+async fn gets(load: Load, url: String, cache: Option<&'static str>) -> Measured {
+    let url = Arc::new(url);
+    let run = |load| {
+        let url = Arc::clone(&url);
+        drive(load, move |client, rng, _| {
+            let url = Arc::clone(&url);
+            async move { (rng, get_expecting(&client, &url, cache).await) }
+        })
+    };
+    run(warm_up(load)).await;
+    run(load).await
+}
+
+fn warm_up(load: Load) -> Load {
+    Load {
+        duration: load.duration / 5,
+        ..load
+    }
+}
+
+pub async fn run(
+    backend: &str,
+    store: Arc<dyn qa_pms_storage::Store>,
+    sizes: Sizes,
+    args: &LoadArgs,
+) -> anyhow::Result<()> {
+    let load = Load {
+        connections: args.connections,
+        duration: args.duration,
+    };
+    let servers = start(Arc::clone(&store)).await?;
+    let mut report = Report {
+        backend: backend.to_owned(),
+        sizes: Some(sizes),
+        connections: load.connections,
+        duration_s: load.duration.as_secs_f64(),
+        ..Report::default()
+    };
+    let (cached, uncached) = (&servers.cached, &servers.uncached);
+    let template = format!("/api/v1/templates/{BUG_FIX_ID}");
+    let kpi = "/api/v1/dashboard/kpi?period=90d";
+    let search = "/api/v1/search?query=login+api";
+
+    let plain: Vec<(&str, String, Option<&'static str>)> = vec![
+        ("limit: minimal axum", format!("{}/", servers.minimal), None),
+        ("limit: bare route", format!("{cached}/bench/bare"), None),
+        (
+            "1 ticket HIT",
+            format!("{cached}/api/v1/tickets/PROJ-1"),
+            Some("HIT"),
+        ),
+        (
+            "2 ticket MISS",
+            format!("{uncached}/api/v1/tickets/PROJ-1"),
+            Some("MISS"),
+        ),
+        ("3 search HIT", format!("{cached}{search}"), Some("HIT")),
+        ("3 search MISS", format!("{uncached}{search}"), Some("MISS")),
+        ("4 kpi-90d HIT", format!("{cached}{kpi}"), Some("HIT")),
+        ("4 kpi-90d MISS", format!("{uncached}{kpi}"), Some("MISS")),
+        ("5 template HIT", format!("{cached}{template}"), Some("HIT")),
+    ];
+    let client = load::client();
+    for (name, url, cache) in plain {
+        // Fill the cache so that a HIT scenario measures hits only.
+        get_expecting(&client, &url, None).await;
+        let measured = gets(load, url, cache).await;
+        report.scenarios.push(Scenario {
+            name: name.to_owned(),
+            measured,
+            vs_bare: None,
+            vs_minimal: None,
+        });
+    }
+    // Throughput ratios to the two limits, measured above in this run.
+    let rps = |name: &str| {
+        report
+            .scenarios
+            .iter()
+            .find(|s| s.name == name)
+            .map_or(f64::NAN, |s| s.measured.rps)
+    };
+    let (minimal_rps, bare_rps) = (rps("limit: minimal axum"), rps("limit: bare route"));
+    for s in &mut report.scenarios {
+        s.vs_bare = Some(s.measured.rps / bare_rps);
+        s.vs_minimal = Some(s.measured.rps / minimal_rps);
+    }
+
+    zipf(&mut report, &servers, store.as_ref(), sizes, load).await?;
+    mix(&mut report, &servers, sizes, load).await?;
+    stampede(&mut report, &servers, sizes).await?;
+    fill_to_capacity(&mut report, &servers, store.as_ref()).await?;
+
+    print(&report);
+    if let Some(dir) = args.json.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let with_backend = |p: &std::path::Path| {
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("load");
+        let ext = p.extension().and_then(|s| s.to_str()).unwrap_or("");
+        p.with_file_name(format!("{stem}-{backend}.{ext}"))
+    };
+    let (json_path, svg_path) = (with_backend(&args.json), with_backend(&args.svg));
+    std::fs::write(&json_path, serde_json::to_vec_pretty(&report)?)?;
+    if let Some(dir) = svg_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&svg_path, crate::svg::latency_chart(&report))?;
+    println!("wrote {} and {}", json_path.display(), svg_path.display());
+    Ok(())
+}
+
+/// 6. Zipf(s=1) over 10k ticket keys on a cache of the default capacity: hit rate against the
+/// best any cache of that size can do.
+async fn zipf(
+    report: &mut Report,
+    servers: &Servers,
+    _store: &dyn qa_pms_storage::Store,
+    sizes: Sizes,
+    load: Load,
+) -> anyhow::Result<()> {
+    let keys = sizes.tickets.min(10_000) as usize;
+    let capacity = servers.state.cache.settings(CacheKind::Tickets).capacity as usize;
+    let distribution = Arc::new(Zipf::new(keys, 1.0));
+    let base = Arc::new(servers.cached.clone());
+    let run = |load| {
+        let (distribution, base) = (Arc::clone(&distribution), Arc::clone(&base));
+        drive(load, move |client, mut rng, _| {
+            let url = format!(
+                "{base}/api/v1/tickets/PROJ-{}",
+                distribution.sample(&mut rng)
+            );
+            async move {
+                let ok = get_expecting(&client, &url, None).await;
+                (rng, ok)
+            }
+        })
+    };
+    run(load).await; // warm-up: as long as the measurement
+    let before = servers.state.cache.stats(CacheKind::Tickets);
+    let measured = run(load).await;
+    let after = servers.state.cache.stats(CacheKind::Tickets);
+    let hits = after.hits - before.hits;
+    let lookups = hits + (after.misses - before.misses);
+    report.zipf_hit_rate = hits as f64 / lookups.max(1) as f64;
+    report.zipf_best_possible = distribution.top_mass(capacity);
+    report.scenarios.push(Scenario {
+        name: format!("6 Zipf over {keys} keys"),
+        measured,
+        vs_bare: None,
+        vs_minimal: None,
+    });
+    Ok(())
+}
+
+/// 7. 95% reads, 5% PATCHes over Zipf keys. Writes to one key are serialized by the client, so
+/// a key's versions commit in order; a read is stale if it shows a version older than the last
+/// one acknowledged before the read began.
+async fn mix(
+    report: &mut Report,
+    servers: &Servers,
+    sizes: Sizes,
+    load: Load,
+) -> anyhow::Result<()> {
+    let keys = sizes.tickets.min(10_000) as usize;
+    struct Shared {
+        zipf: Zipf,
+        base: String,
+        acked: Vec<AtomicU64>,
+        locks: Vec<tokio::sync::Mutex<()>>,
+        next_version: AtomicU64,
+        stale: AtomicU64,
+        writes: AtomicU64,
+    }
+    let shared = Arc::new(Shared {
+        zipf: Zipf::new(keys, 1.0),
+        base: servers.cached.clone(),
+        acked: (0..=keys).map(|_| AtomicU64::new(0)).collect(),
+        locks: (0..=keys).map(|_| tokio::sync::Mutex::new(())).collect(),
+        next_version: AtomicU64::new(0),
+        stale: AtomicU64::new(0),
+        writes: AtomicU64::new(0),
+    });
+    let sh = Arc::clone(&shared);
+    let measured = drive(load, move |client, mut rng, _| {
+        let sh = Arc::clone(&sh);
+        let k = sh.zipf.sample(&mut rng);
+        let write = rng.gen_bool(0.05);
+        async move {
+            let url = format!("{}/api/v1/tickets/PROJ-{k}", sh.base);
+            let ok = if write {
+                let _one_writer = sh.locks[k].lock().await;
+                let version = sh.next_version.fetch_add(1, SeqCst) + 1;
+                let sent = client
+                    .patch(&url)
+                    .json(&json!({"summary": format!("v{version}")}))
+                    .send()
+                    .await;
+                let ok = matches!(&sent, Ok(r) if r.status().is_success());
+                if ok {
+                    sh.acked[k].fetch_max(version, SeqCst);
+                    sh.writes.fetch_add(1, SeqCst);
+                }
+                ok
+            } else {
+                let floor = sh.acked[k].load(SeqCst);
+                match client.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => match r.json::<JiraTicket>().await {
+                        Ok(ticket) => {
+                            let seen = ticket
+                                .summary
+                                .strip_prefix('v')
+                                .and_then(|v| v.parse::<u64>().ok())
+                                .unwrap_or(0);
+                            if seen < floor {
+                                sh.stale.fetch_add(1, SeqCst);
+                            }
+                            true
+                        }
+                        Err(_) => false,
+                    },
+                    _ => false,
+                }
+            };
+            (rng, ok)
+        }
+    })
+    .await;
+    report.mix_stale_reads = shared.stale.load(SeqCst);
+    report.mix_writes = shared.writes.load(SeqCst);
+    report.scenarios.push(Scenario {
+        name: "7 95/5 read/PATCH mix".to_owned(),
+        measured,
+        vs_bare: None,
+        vs_minimal: None,
+    });
+    Ok(())
+}
+
+/// 8. 1,000 simultaneous requests, each on its own connection, for one cold key. Connections are
+/// opened first (with a request to `/health`), so that what is measured is the stampede on the
+/// cache, not 1,000 TCP handshakes racing the accept backlog.
+async fn stampede(report: &mut Report, servers: &Servers, sizes: Sizes) -> anyhow::Result<()> {
+    const REQUESTS: usize = 1_000;
+    let key = TicketKey::parse(&format!("PROJ-{}", sizes.tickets))?;
+    servers.state.cache.tickets.invalidate(&key).await;
+    let url = Arc::new(format!("{}/api/v1/tickets/{key}", servers.cached));
+    let health = Arc::new(format!("{}/health", servers.cached));
+    let before = servers.state.cache.stats(CacheKind::Tickets).loads;
+    let barrier = Arc::new(tokio::sync::Barrier::new(REQUESTS));
+    let tasks: Vec<_> = (0..REQUESTS)
+        .map(|_| {
+            let (url, barrier, health) =
+                (Arc::clone(&url), Arc::clone(&barrier), Arc::clone(&health));
+            tokio::spawn(async move {
+                let client = load::client();
+                get_expecting(&client, &health, None).await;
+                barrier.wait().await;
+                let start = Instant::now();
+                let ok = get_expecting(&client, &url, None).await;
+                (start.elapsed(), ok)
+            })
+        })
+        .collect();
+    let mut samples = Samples::default();
+    let mut errors = 0;
+    let started = Instant::now();
+    // Loads counted from here on include only the stampede (the connections are opened on /health).
+    for task in tasks {
+        let (elapsed, ok) = task.await?;
+        samples.push(elapsed);
+        errors += u64::from(!ok);
+    }
+    let measured = Measured::from_samples(&samples, errors, started.elapsed());
+    report.stampede_loads = servers.state.cache.stats(CacheKind::Tickets).loads - before;
+    report.stampede_p99_us = measured.p99_us;
+    report.scenarios.push(Scenario {
+        name: "8 stampede, 1000 at once".to_owned(),
+        measured,
+        vs_bare: None,
+        vs_minimal: None,
+    });
+    Ok(())
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                let rest = line.strip_prefix(field)?;
+                rest.trim().trim_end_matches("kB").trim().parse().ok()
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// 9. Every cache filled to capacity with the largest values the API allows, then the process's
+/// resident memory.
+async fn fill_to_capacity(
+    report: &mut Report,
+    servers: &Servers,
+    store: &dyn qa_pms_storage::Store,
+) -> anyhow::Result<()> {
+    use qa_pms_core::catalog::{NAME_MAX, URL_MAX};
+    use qa_pms_core::template::{STEPS_MAX, STEP_MAX};
+    use qa_pms_core::ticket::{DESCRIPTION_MAX, SHORT_TEXT_MAX, SUMMARY_MAX};
+    report.rss_before_fill_kib = rss_kib("VmRSS:");
+    let cache = &servers.state.cache;
+    let client = load::client();
+    let base = &servers.cached;
+    let now = chrono::Utc::now();
+
+    let tickets = cache.settings(CacheKind::Tickets).capacity;
+    let big: Vec<_> = (1..=tickets)
+        .map(|n| JiraTicket {
+            key: format!("BIG-{n}"),
+            summary: "s".repeat(SUMMARY_MAX),
+            status: "t".repeat(SHORT_TEXT_MAX),
+            description: Some("d".repeat(DESCRIPTION_MAX)),
+            assignee: Some("a".repeat(SHORT_TEXT_MAX)),
+            priority: Some("p".repeat(SHORT_TEXT_MAX)),
+            updated_at: now,
+        })
+        .collect();
+    store.insert_tickets(&big).await?;
+    for n in 1..=tickets {
+        get_expecting(&client, &format!("{base}/api/v1/tickets/BIG-{n}"), None).await;
+    }
+
+    let templates = cache.settings(CacheKind::Templates).capacity;
+    for n in 0..templates {
+        let template = WorkflowTemplate {
+            id: uuid::Uuid::new_v4(),
+            name: format!("big {n}"),
+            steps: vec!["x".repeat(STEP_MAX); STEPS_MAX],
+            workflow_type: "big".into(),
+            estimated_minutes: 60,
+            updated_at: now,
+        };
+        store.insert_template(&template).await?;
+        get_expecting(
+            &client,
+            &format!("{base}/api/v1/templates/{}", template.id),
+            None,
+        )
+        .await;
+    }
+
+    // 100 entries with the longest names and urls that all match one term, then one distinct
+    // query per search-cache slot, each answered with all 100 of them.
+    let entries: Vec<_> = (0..100)
+        .map(|n| qa_pms_core::CatalogEntry {
+            source: qa_pms_core::Source::Postman,
+            name: format!("bigterm {n} {}", "n".repeat(NAME_MAX - 15)),
+            url: format!("https://big.example.test/{n}/{}", "u".repeat(URL_MAX - 40)),
+            text: String::new(),
+        })
+        .collect();
+    store.import_catalog(&entries).await?;
+    cache.search.invalidate_all();
+    for n in 0..cache.settings(CacheKind::Search).capacity {
+        get_expecting(
+            &client,
+            &format!("{base}/api/v1/search?query=bigterm+q{n}&limit=100"),
+            None,
+        )
+        .await;
+    }
+    for period in Period::ALL {
+        get_expecting(
+            &client,
+            &format!("{base}/api/v1/dashboard/kpi?period={period}"),
+            None,
+        )
+        .await;
+    }
+    cache.run_pending_tasks().await;
+    report.rss_after_fill_kib = rss_kib("VmRSS:");
+    report.rss_peak_kib = rss_kib("VmHWM:");
+    Ok(())
+}
+
+fn print(report: &Report) {
+    println!(
+        "\n{:<28} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7}",
+        "scenario", "req/s", "p50 µs", "p99 µs", "p99.9 µs", "÷bare", "÷min", "errors"
+    );
+    for s in &report.scenarios {
+        let ratio = |r: Option<f64>| r.map_or(String::new(), |r| format!("{r:.2}"));
+        println!(
+            "{:<28} {:>10.0} {:>9.0} {:>9.0} {:>9.0} {:>8} {:>8} {:>7}",
+            s.name,
+            s.measured.rps,
+            s.measured.p50_us,
+            s.measured.p99_us,
+            s.measured.p999_us,
+            ratio(s.vs_bare),
+            ratio(s.vs_minimal),
+            s.measured.errors
+        );
+    }
+    let p50 = |name: &str| {
+        report
+            .scenarios
+            .iter()
+            .find(|s| s.name == name)
+            .map_or(f64::NAN, |s| s.measured.p50_us)
+    };
+    println!(
+        "\nticket HIT p50 / MISS p50: {:.3};  kpi-90d MISS p50 / HIT p50: {:.0}x",
+        p50("1 ticket HIT") / p50("2 ticket MISS"),
+        p50("4 kpi-90d MISS") / p50("4 kpi-90d HIT")
+    );
+    println!(
+        "Zipf hit rate {:.1}%, best possible for the capacity {:.1}%, ratio {:.3}",
+        report.zipf_hit_rate * 100.0,
+        report.zipf_best_possible * 100.0,
+        report.zipf_hit_rate / report.zipf_best_possible
+    );
+    println!(
+        "read/write mix: {} writes, {} stale reads",
+        report.mix_writes, report.mix_stale_reads
+    );
+    println!(
+        "stampede: {} load(s) for 1000 simultaneous requests, p99 {:.0} µs",
+        report.stampede_loads, report.stampede_p99_us
+    );
+    println!(
+        "process RSS: {} MiB before filling the caches, {} MiB with every cache full, peak {} MiB",
+        report.rss_before_fill_kib / 1024,
+        report.rss_after_fill_kib / 1024,
+        report.rss_peak_kib / 1024
+    );
+}

@@ -1,0 +1,115 @@
+//! A closed-loop HTTP load generator over loopback: a fixed number of keep-alive connections,
+//! each sending its next request as soon as the last one answered, for a fixed time.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::Serialize;
+
+use crate::stats::Samples;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub connections: usize,
+    pub duration: Duration,
+}
+
+/// What one scenario measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measured {
+    pub requests: u64,
+    pub errors: u64,
+    pub rps: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+}
+
+impl Measured {
+    pub fn from_samples(samples: &Samples, errors: u64, elapsed: Duration) -> Self {
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        Self {
+            requests: samples.count() as u64,
+            errors,
+            rps: samples.count() as f64 / elapsed.as_secs_f64(),
+            p50_us: us(samples.quantile(0.5)),
+            p99_us: us(samples.quantile(0.99)),
+            p999_us: us(samples.quantile(0.999)),
+        }
+    }
+}
+
+/// A client with one connection of its own.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .http1_only()
+        .build()
+        .expect("HTTP client")
+}
+
+/// Runs `request` on `load.connections` connections for `load.duration`. `request` gets the
+/// connection's client, a per-connection random generator and the connection index, and returns
+/// whether the response was the expected one.
+pub async fn drive<F, Fut>(load: Load, request: F) -> Measured
+where
+    F: Fn(reqwest::Client, StdRng, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (StdRng, bool)> + Send,
+{
+    let request = Arc::new(request);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..load.connections)
+        .map(|c| {
+            let (request, stop) = (Arc::clone(&request), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let client = client();
+                let mut rng = StdRng::seed_from_u64(c as u64 + 1);
+                let mut samples = Samples::default();
+                let mut errors = 0;
+                while !stop.load(Relaxed) {
+                    let start = Instant::now();
+                    let (next, ok) = request(client.clone(), rng, c).await;
+                    rng = next;
+                    samples.push(start.elapsed());
+                    if !ok {
+                        errors += 1;
+                    }
+                }
+                (samples, errors)
+            })
+        })
+        .collect();
+    tokio::time::sleep(load.duration).await;
+    stop.store(true, Relaxed);
+    let mut all = Samples::default();
+    let mut errors = 0;
+    for worker in workers {
+        if let Ok((samples, e)) = worker.await {
+            all.extend(samples);
+            errors += e;
+        }
+    }
+    Measured::from_samples(&all, errors, started.elapsed())
+}
+
+/// A GET that must answer 2xx with the given `X-Cache-Status`, if any.
+pub async fn get_expecting(client: &reqwest::Client, url: &str, cache: Option<&str>) -> bool {
+    match client.get(url).send().await {
+        Ok(response) => {
+            let status_ok = response.status().is_success();
+            let cache_ok = cache.is_none_or(|want| {
+                response
+                    .headers()
+                    .get("x-cache-status")
+                    .is_some_and(|got| got.as_bytes() == want.as_bytes())
+            });
+            response.bytes().await.is_ok() && status_ok && cache_ok
+        }
+        Err(_) => false,
+    }
+}
