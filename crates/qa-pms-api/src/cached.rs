@@ -1,6 +1,9 @@
 //! How a cached read becomes an HTTP response: the JSON bytes stored with the entry, plus
 //! `X-Cache-Status` (HIT/MISS) and the RFC 9211 `Cache-Status` header.
 
+use std::sync::LazyLock;
+use std::time::Duration;
+
 use axum::extract::Request;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue, Method};
@@ -16,6 +19,27 @@ const MISS: HeaderValue = HeaderValue::from_static("MISS");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const FWD_MISS: HeaderValue = HeaderValue::from_static("qa-pms; fwd=miss");
 
+/// `Cache-Status` values of hits, one per second of TTL left up to an hour, built once so that a
+/// hit allocates nothing for its headers.
+static HIT_VALUES: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
+    (0..=3_600)
+        .map(|ttl| hit_value(ttl).unwrap_or(FWD_MISS))
+        .collect()
+});
+
+fn hit_value(ttl: u64) -> Option<HeaderValue> {
+    HeaderValue::try_from(format!("qa-pms; hit; ttl={ttl}")).ok()
+}
+
+fn hit_status(ttl_left: Duration) -> HeaderValue {
+    let ttl = ttl_left.as_secs();
+    usize::try_from(ttl)
+        .ok()
+        .and_then(|i| HIT_VALUES.get(i).cloned())
+        .or_else(|| hit_value(ttl))
+        .unwrap_or(FWD_MISS)
+}
+
 /// A response served through a cache.
 #[derive(Debug)]
 pub struct CachedJson<V>(pub Lookup<V>);
@@ -24,11 +48,7 @@ impl<V> IntoResponse for CachedJson<V> {
     fn into_response(self) -> Response {
         let Lookup { entry, status } = self.0;
         let (x_cache, cache_status) = match status {
-            LookupStatus::Hit { ttl_left } => (
-                HIT,
-                HeaderValue::try_from(format!("qa-pms; hit; ttl={}", ttl_left.as_secs()))
-                    .unwrap_or(FWD_MISS),
-            ),
+            LookupStatus::Hit { ttl_left } => (HIT, hit_status(ttl_left)),
             LookupStatus::Miss { stored, collapsed } => {
                 let value = match (stored, collapsed) {
                     (true, false) => "qa-pms; fwd=miss; stored",
@@ -63,4 +83,22 @@ pub async fn ensure_cache_status(request: Request, next: Next) -> Response {
         headers.insert(CACHE_STATUS, FWD_MISS);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hit_values_name_the_seconds_left_within_and_beyond_the_table() {
+        assert_eq!(
+            hit_status(Duration::from_millis(299_900)),
+            "qa-pms; hit; ttl=299"
+        );
+        assert_eq!(hit_status(Duration::ZERO), "qa-pms; hit; ttl=0");
+        assert_eq!(
+            hit_status(Duration::from_secs(86_400)),
+            "qa-pms; hit; ttl=86400"
+        );
+    }
 }

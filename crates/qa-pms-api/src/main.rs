@@ -3,6 +3,11 @@
 use clap::Parser;
 use qa_pms_api::cli::{Cli, Command};
 
+/// glibc's allocator serializes tokio's worker threads on its arena locks under load; mimalloc
+/// keeps per-thread heaps (measured with `qa-pms-bench load`, see the README).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -35,6 +35,9 @@ pub struct LoadArgs {
     /// Where to write the latency chart.
     #[arg(long, default_value = "bench-out/load.svg")]
     pub svg: std::path::PathBuf,
+    /// Run only the scenarios whose name contains this text (for profiling one of them).
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 impl LoadArgs {
@@ -196,8 +199,9 @@ pub async fn run(
         ("4 kpi-90d MISS", format!("{uncached}{kpi}"), Some("MISS")),
         ("5 template HIT", format!("{cached}{template}"), Some("HIT")),
     ];
+    let wanted = |name: &str| args.only.as_deref().is_none_or(|only| name.contains(only));
     let client = load::client();
-    for (name, url, cache) in plain {
+    for (name, url, cache) in plain.into_iter().filter(|(name, ..)| wanted(name)) {
         // Fill the cache so that a HIT scenario measures hits only.
         get_expecting(&client, &url, None).await;
         let measured = gets(load, url, cache).await;
@@ -222,10 +226,18 @@ pub async fn run(
         s.vs_minimal = Some(s.measured.rps / minimal_rps);
     }
 
-    zipf(&mut report, &servers, store.as_ref(), sizes, load).await?;
-    mix(&mut report, &servers, sizes, load).await?;
-    stampede(&mut report, &servers, sizes).await?;
-    fill_to_capacity(&mut report, &servers, store.as_ref()).await?;
+    if wanted("6 Zipf") {
+        zipf(&mut report, &servers, sizes, load).await?;
+    }
+    if wanted("7 95/5 read/PATCH mix") {
+        mix(&mut report, &servers, sizes, load).await?;
+    }
+    if wanted("8 stampede") {
+        stampede(&mut report, &servers, sizes).await?;
+    }
+    if wanted("9 memory") {
+        fill_to_capacity(&mut report, &servers, store.as_ref()).await?;
+    }
 
     print(&report);
     if let Some(dir) = args.json.parent() {
@@ -251,7 +263,6 @@ pub async fn run(
 async fn zipf(
     report: &mut Report,
     servers: &Servers,
-    _store: &dyn qa_pms_storage::Store,
     sizes: Sizes,
     load: Load,
 ) -> anyhow::Result<()> {

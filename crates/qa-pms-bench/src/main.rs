@@ -23,6 +23,10 @@ use clap::{Parser, Subcommand};
 use qa_pms_api::seed::{seed, SeedSpec};
 use sqlx::Connection;
 
+/// The same allocator as the `qa-pms` binary, so that the benchmark measures what production runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks of the qa-pms cache layer")]
 struct Cli {

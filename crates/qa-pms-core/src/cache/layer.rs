@@ -193,7 +193,24 @@ where
             // Left behind by a load that raced a write: never served.
             cache.invalidate(key).await;
         }
+        // The miss path holds moka's large loading future: boxed, so that the hit path (and every
+        // caller's future) stays small.
+        Box::pin(self.load(cache, stripe, started, key, load)).await
+    }
 
+    async fn load<E, F, Fut>(
+        &self,
+        cache: &Cache<K, Arc<Cached<V>>>,
+        stripe: &AtomicU64,
+        started: u64,
+        key: &K,
+        load: F,
+    ) -> Result<Lookup<V>, E>
+    where
+        E: LoadError,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
         for _ in 0..MAX_ATTEMPTS {
             let ran_here = AtomicBool::new(false);
             let entry = cache
