@@ -258,7 +258,7 @@ pub async fn run(
     Ok(())
 }
 
-/// 6. Zipf(s=1) over 10k ticket keys on a cache of the default capacity: hit rate against the
+/// Scenario 6: Zipf(s=1) over 10k ticket keys on a cache of the default capacity: hit rate against the
 /// best any cache of that size can do.
 async fn zipf(
     report: &mut Report,
@@ -300,7 +300,7 @@ async fn zipf(
     Ok(())
 }
 
-/// 7. 95% reads, 5% PATCHes over Zipf keys. Writes to one key are serialized by the client, so
+/// Scenario 7: 95% reads, 5% PATCHes over Zipf keys. Writes to one key are serialized by the client, so
 /// a key's versions commit in order; a read is stale if it shows a version older than the last
 /// one acknowledged before the read began.
 async fn mix(
@@ -384,7 +384,7 @@ async fn mix(
     Ok(())
 }
 
-/// 8. 1,000 simultaneous requests, each on its own connection, for one cold key. Connections are
+/// Scenario 8: 1,000 simultaneous requests, each on its own connection, for one cold key. Connections are
 /// opened first (with a request to `/health`), so that what is measured is the stampede on the
 /// cache, not 1,000 TCP handshakes racing the accept backlog.
 async fn stampede(report: &mut Report, servers: &Servers, sizes: Sizes) -> anyhow::Result<()> {
@@ -442,7 +442,7 @@ fn rss_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// 9. Every cache filled to capacity with the largest values the API allows, then the process's
+/// Scenario 9: Every cache filled to capacity with the largest values the API allows, then the process's
 /// resident memory.
 async fn fill_to_capacity(
     report: &mut Report,
