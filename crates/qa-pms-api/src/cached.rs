@@ -1,15 +1,15 @@
 //! How a cached read becomes an HTTP response: the JSON bytes stored with the entry, plus
-//! `X-Cache-Status` (HIT/MISS) and the RFC 9211 `Cache-Status` header.
+//! `X-Cache-Status` (HIT/MISS) and the RFC 9211 `Cache-Status` header, on errors too.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use axum::extract::Request;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderName, HeaderValue, Method};
-use axum::middleware::Next;
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use qa_pms_core::cache::{Lookup, LookupStatus};
+
+use crate::error::ApiError;
 
 pub const X_CACHE_STATUS: HeaderName = HeaderName::from_static("x-cache-status");
 pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
@@ -40,13 +40,24 @@ fn hit_status(ttl_left: Duration) -> HeaderValue {
         .unwrap_or(FWD_MISS)
 }
 
-/// A response served through a cache.
+/// The response of a cached endpoint. Handlers take their extractors as `Result`s and put every
+/// error here too, so that each response of those endpoints says how the cache answered it.
 #[derive(Debug)]
-pub struct CachedJson<V>(pub Lookup<V>);
+pub struct Cached<V>(pub Result<Lookup<V>, ApiError>);
 
-impl<V> IntoResponse for CachedJson<V> {
+impl<V> IntoResponse for Cached<V> {
     fn into_response(self) -> Response {
-        let Lookup { entry, status } = self.0;
+        let Lookup { entry, status } = match self.0 {
+            Ok(lookup) => lookup,
+            Err(error) => {
+                // Answered without an entry: a 400 before any lookup, or a failed load.
+                let mut response = error.into_response();
+                let headers = response.headers_mut();
+                headers.insert(X_CACHE_STATUS, MISS);
+                headers.insert(CACHE_STATUS, FWD_MISS);
+                return response;
+            }
+        };
         let (x_cache, cache_status) = match status {
             LookupStatus::Hit { ttl_left } => (HIT, hit_status(ttl_left)),
             LookupStatus::Miss { stored, collapsed } => {
@@ -70,19 +81,6 @@ impl<V> IntoResponse for CachedJson<V> {
         )
             .into_response()
     }
-}
-
-/// Middleware for the cached routes: a GET answered without a cache lookup (a 400, a 404) still
-/// says `X-Cache-Status: MISS`, so that every response of those endpoints carries the header.
-pub async fn ensure_cache_status(request: Request, next: Next) -> Response {
-    let is_get = request.method() == Method::GET;
-    let mut response = next.run(request).await;
-    if is_get && !response.headers().contains_key(&X_CACHE_STATUS) {
-        let headers = response.headers_mut();
-        headers.insert(X_CACHE_STATUS, MISS);
-        headers.insert(CACHE_STATUS, FWD_MISS);
-    }
-    response
 }
 
 #[cfg(test)]

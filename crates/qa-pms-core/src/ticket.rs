@@ -16,6 +16,11 @@ pub struct TicketKey(String);
 
 impl TicketKey {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        Self::validate(raw)?;
+        Ok(Self(raw.to_owned()))
+    }
+
+    fn validate(raw: &str) -> Result<(), ValidationError> {
         let invalid =
             || ValidationError::new("key", format!("`{raw}` is not a Jira key like PROJ-123"));
         let (project, number) = raw.split_once('-').ok_or_else(invalid)?;
@@ -28,7 +33,7 @@ impl TicketKey {
             && !number.starts_with('0')
             && number.bytes().all(|b| b.is_ascii_digit());
         if project_ok && number_ok {
-            Ok(Self(raw.to_owned()))
+            Ok(())
         } else {
             Err(invalid())
         }
@@ -36,6 +41,23 @@ impl TicketKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for TicketKey {
+    type Error = ValidationError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::validate(&raw)?;
+        Ok(Self(raw))
+    }
+}
+
+/// Deserializes and validates in one step, so that a path segment becomes a key without a copy.
+impl<'de> Deserialize<'de> for TicketKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        TicketKey::try_from(raw).map_err(serde::de::Error::custom)
     }
 }
 

@@ -1,23 +1,20 @@
 //! `GET /api/v1/dashboard/kpi` through the metrics cache.
 
 use axum::extract::State;
-use axum::middleware::from_fn;
 use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
 use qa_pms_core::{DashboardMetrics, Period};
+use qa_pms_storage::StoreError;
 use serde::Deserialize;
 
-use crate::cached::{ensure_cache_status, CachedJson};
+use crate::cached::Cached;
 use crate::error::ApiError;
 use crate::extract::Query;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/dashboard/kpi",
-        get(kpi).route_layer(from_fn(ensure_cache_status)),
-    )
+    Router::new().route("/api/v1/dashboard/kpi", get(kpi))
 }
 
 #[derive(Debug, Deserialize)]
@@ -28,18 +25,19 @@ struct KpiParams {
 
 async fn kpi(
     State(state): State<AppState>,
-    Query(params): Query<KpiParams>,
-) -> Result<CachedJson<DashboardMetrics>, ApiError> {
-    let period: Period = params.period.as_deref().unwrap_or("7d").parse()?;
-    let store = &state.store;
-    let lookup = state
-        .cache
-        .metrics
-        .get_or_load(&period.kpi_cache_key(), || async move {
+    params: Result<Query<KpiParams>, ApiError>,
+) -> Cached<DashboardMetrics> {
+    let lookup = async {
+        let Query(params) = params?;
+        let period: Period = params.period.as_deref().unwrap_or("7d").parse()?;
+        let store = &state.store;
+        let key = period.kpi_cache_key();
+        let lookup = state.cache.metrics.get_or_load(&key, || async move {
             let now = Utc::now();
             let totals = store.kpi_totals(period.since(now)).await?;
-            Ok::<_, qa_pms_storage::StoreError>(DashboardMetrics::from_totals(period, totals, now))
-        })
-        .await?;
-    Ok(CachedJson(lookup))
+            Ok::<_, StoreError>(DashboardMetrics::from_totals(period, totals, now))
+        });
+        Ok(lookup.await?)
+    };
+    Cached(lookup.await)
 }

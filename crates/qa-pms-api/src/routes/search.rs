@@ -2,13 +2,12 @@
 //! every search.
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::middleware::from_fn;
 use axum::routing::{get, post};
 use axum::Router;
 use qa_pms_core::{CatalogEntry, SearchQuery, SearchResult, Source, ValidationError};
 use serde::{Deserialize, Serialize};
 
-use crate::cached::{ensure_cache_status, CachedJson};
+use crate::cached::Cached;
 use crate::error::ApiError;
 use crate::extract::{Json, Query};
 use crate::state::AppState;
@@ -18,15 +17,10 @@ pub const IMPORT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 pub const IMPORT_MAX_ENTRIES: usize = 10_000;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/search",
-            get(search).route_layer(from_fn(ensure_cache_status)),
-        )
-        .route(
-            "/api/v1/catalog/import",
-            post(import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
-        )
+    Router::new().route("/api/v1/search", get(search)).route(
+        "/api/v1/catalog/import",
+        post(import).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,20 +33,25 @@ struct SearchParams {
 
 async fn search(
     State(state): State<AppState>,
-    Query(params): Query<SearchParams>,
-) -> Result<CachedJson<Vec<SearchResult>>, ApiError> {
-    let source = params
-        .source
-        .as_deref()
-        .map(str::parse::<Source>)
-        .transpose()?;
-    let query = SearchQuery::new(&params.query, source, params.limit)?;
-    let lookup = state
-        .cache
-        .search
-        .get_or_load(&query.cache_key(), || state.store.search(&query))
-        .await?;
-    Ok(CachedJson(lookup))
+    params: Result<Query<SearchParams>, ApiError>,
+) -> Cached<Vec<SearchResult>> {
+    let lookup = async {
+        let Query(params) = params?;
+        let source = params
+            .source
+            .as_deref()
+            .map(str::parse::<Source>)
+            .transpose()?;
+        let query = SearchQuery::new(&params.query, source, params.limit)?;
+        let store = &state.store;
+        let key = query.cache_key();
+        let lookup = state
+            .cache
+            .search
+            .get_or_load(&key, || store.search(&query));
+        Ok(lookup.await?)
+    };
+    Cached(lookup.await)
 }
 
 #[derive(Debug, Deserialize)]

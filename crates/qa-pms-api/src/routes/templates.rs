@@ -4,7 +4,6 @@
 use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::from_fn;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -12,7 +11,7 @@ use chrono::Utc;
 use qa_pms_core::{TemplateDraft, WorkflowTemplate};
 use uuid::Uuid;
 
-use crate::cached::{ensure_cache_status, CachedJson};
+use crate::cached::Cached;
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -22,23 +21,24 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/templates", get(list).post(create))
         .route(
             "/api/v1/templates/{id}",
-            get(fetch)
-                .route_layer(from_fn(ensure_cache_status))
-                .put(update)
-                .delete(remove),
+            get(fetch).put(update).delete(remove),
         )
 }
 
 async fn fetch(
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
-) -> Result<CachedJson<WorkflowTemplate>, ApiError> {
-    let lookup = state
-        .cache
-        .templates
-        .get_or_load(&id, || state.store.template(id))
-        .await?;
-    Ok(CachedJson(lookup))
+    id: Result<Path<Uuid>, ApiError>,
+) -> Cached<WorkflowTemplate> {
+    let lookup = async {
+        let Path(id) = id?;
+        let store = &state.store;
+        let lookup = state
+            .cache
+            .templates
+            .get_or_load(&id, || store.template(id));
+        Ok(lookup.await?)
+    };
+    Cached(lookup.await)
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkflowTemplate>>, ApiError> {

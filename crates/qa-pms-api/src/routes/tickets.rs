@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::from_fn;
 use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
@@ -10,32 +9,28 @@ use qa_pms_core::{JiraTicket, TicketKey, TicketPatch, TicketUpsert, ValidationEr
 use qa_pms_storage::TicketFilter;
 use serde::{Deserialize, Serialize};
 
-use crate::cached::{ensure_cache_status, CachedJson};
+use crate::cached::Cached;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/tickets", get(list)).route(
-        "/api/v1/tickets/{key}",
-        get(fetch)
-            .route_layer(from_fn(ensure_cache_status))
-            .patch(patch)
-            .put(put),
-    )
+    Router::new()
+        .route("/api/v1/tickets", get(list))
+        .route("/api/v1/tickets/{key}", get(fetch).patch(patch).put(put))
 }
 
 async fn fetch(
     State(state): State<AppState>,
-    Path(key): Path<String>,
-) -> Result<CachedJson<JiraTicket>, ApiError> {
-    let key = TicketKey::parse(&key)?;
-    let lookup = state
-        .cache
-        .tickets
-        .get_or_load(&key, || state.store.ticket(&key))
-        .await?;
-    Ok(CachedJson(lookup))
+    key: Result<Path<TicketKey>, ApiError>,
+) -> Cached<JiraTicket> {
+    let lookup = async {
+        let Path(key) = key?;
+        let store = &state.store;
+        let lookup = state.cache.tickets.get_or_load(&key, || store.ticket(&key));
+        Ok(lookup.await?)
+    };
+    Cached(lookup.await)
 }
 
 async fn patch(
