@@ -147,6 +147,7 @@ pub async fn seed(
         report.catalog += entries.len() as u64;
         start = end;
     }
+    store.refresh_statistics().await?;
     Ok(report)
 }
 

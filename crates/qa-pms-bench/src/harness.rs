@@ -97,18 +97,22 @@ async fn listen(
     Ok((base, task))
 }
 
+/// A route that answers `body` as JSON: no cache lookup, no database.
+fn static_json<S: Clone + Send + Sync + 'static>(path: &str, body: Bytes) -> Router<S> {
+    Router::new().route(
+        path,
+        get(move || {
+            let body = body.clone();
+            async move { ([(CONTENT_TYPE, "application/json")], body) }
+        }),
+    )
+}
+
 async fn start(store: Arc<dyn qa_pms_storage::Store>) -> anyhow::Result<Servers> {
     // The reference bytes: exactly what a cached ticket response carries.
     let ticket = store.ticket(&TicketKey::parse("PROJ-1")?).await?;
     let body = Bytes::from(serde_json::to_vec(&ticket)?);
-    let bare_body = body.clone();
-    let bare = Router::new().route(
-        "/bench/bare",
-        get(move || {
-            let body = bare_body.clone();
-            async move { ([(CONTENT_TYPE, "application/json")], body) }
-        }),
-    );
+    let bare = static_json("/bench/bare", body.clone());
     let (cached_router, state) =
         qa_pms_api::build_with(Arc::clone(&store), AppConfig::default(), bare);
     let uncached_config = AppConfig {
@@ -116,14 +120,7 @@ async fn start(store: Arc<dyn qa_pms_storage::Store>) -> anyhow::Result<Servers>
         ..AppConfig::default()
     };
     let (uncached_router, _) = qa_pms_api::build(Arc::clone(&store), uncached_config);
-    let minimal_body = body.clone();
-    let minimal_router = Router::new().route(
-        "/",
-        get(move || {
-            let body = minimal_body.clone();
-            async move { ([(CONTENT_TYPE, "application/json")], body) }
-        }),
-    );
+    let minimal_router = static_json("/", body);
     let (cached, a) = listen(cached_router).await?;
     let (uncached, b) = listen(uncached_router).await?;
     let (minimal, c) = listen(minimal_router).await?;

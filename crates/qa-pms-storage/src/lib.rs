@@ -116,6 +116,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_tickets(&self, tickets: &[JiraTicket]) -> StoreResult<()>;
     async fn insert_workflows(&self, workflows: &[Workflow]) -> StoreResult<()>;
     async fn insert_patterns(&self, patterns: &[Pattern]) -> StoreResult<()>;
+    /// After a bulk load: refresh the planner's statistics (and, on PostgreSQL, the visibility map
+    /// that lets the KPI query read its covering index alone).
+    async fn refresh_statistics(&self) -> StoreResult<()>;
 }
 
 /// Opens the database a URL names: `postgres://` or `postgresql://` for PostgreSQL, anything else

@@ -481,6 +481,16 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn refresh_statistics(&self) -> StoreResult<()> {
+        // VACUUM cannot run in a transaction: one statement per table, on the pool.
+        for table in ["jira_tickets", "workflows", "patterns", "catalog_entries"] {
+            sqlx::query(&format!("VACUUM (ANALYZE) {table}"))
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn insert_patterns(&self, patterns: &[Pattern]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for batch in patterns.chunks(BATCH) {

@@ -505,6 +505,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn refresh_statistics(&self) -> StoreResult<()> {
+        sqlx::query("ANALYZE").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn insert_patterns(&self, patterns: &[Pattern]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for batch in patterns.chunks(ROWS_PER_INSERT) {

@@ -130,4 +130,7 @@ impl Store for DelayedTicketReads {
     async fn insert_patterns(&self, patterns: &[Pattern]) -> StoreResult<()> {
         self.inner.insert_patterns(patterns).await
     }
+    async fn refresh_statistics(&self) -> StoreResult<()> {
+        self.inner.refresh_statistics().await
+    }
 }
