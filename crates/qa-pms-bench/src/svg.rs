@@ -32,11 +32,22 @@ pub fn latency_chart(report: &Report) -> String {
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
-<text x="{left}" y="24" font-size="15">qa-pms latency under load ({backend}, {c} connections): p50 / p99 / p99.9, µs, log scale</text>
+<text x="10" y="24" font-size="15">qa-pms latency under load ({backend}, {c} connections): p50 / p99 / p99.9, µs, log scale</text>
 "#,
         backend = report.backend,
         c = report.connections
     );
+    for (i, (label, color)) in [("p50", "#2b8cbe"), ("p99", "#f39c12"), ("p99.9", "#c0392b")]
+        .into_iter()
+        .enumerate()
+    {
+        let lx = width - 230.0 + 70.0 * i as f64;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{lx:.1}" y="32" width="12" height="12" fill="{color}"/><text x="{tx:.1}" y="42">{label}</text>"#,
+            tx = lx + 16.0
+        );
+    }
     let mut decade = 1.0;
     while decade <= 10f64.powf(hi) {
         let gx = x(decade);
