@@ -205,7 +205,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?;
         tracing::info!(?report, "loaded the demo dataset");
     }
-    let (router, _state) = crate::app::build(store.clone(), args.app_config());
+    let (router, state) = crate::app::build(store.clone(), args.app_config());
+    if crate::invalidation::listen(state).await? {
+        tracing::info!("listening for the other replicas' cache invalidations");
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

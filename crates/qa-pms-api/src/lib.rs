@@ -9,6 +9,7 @@ pub mod cached;
 pub mod cli;
 pub mod error;
 pub mod extract;
+pub mod invalidation;
 pub mod layers;
 pub mod metrics;
 mod routes;

@@ -7,6 +7,7 @@ use qa_pms_core::{AppCache, CacheConfig};
 use qa_pms_storage::Store;
 
 use crate::error::ApiError;
+use crate::invalidation::Invalidation;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -14,6 +15,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub cache: Arc<AppCache>,
     pub metrics: Arc<Metrics>,
+    /// This process among the replicas: its own published invalidations are not applied twice.
+    pub instance: Arc<str>,
 }
 
 impl AppState {
@@ -24,6 +27,7 @@ impl AppState {
             store,
             cache,
             metrics,
+            instance: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
         }
     }
 }
@@ -40,5 +44,18 @@ impl AppState {
         tokio::spawn(work(self.clone()))
             .await
             .map_err(|e| ApiError::Internal(format!("write task failed: {e}")))?
+    }
+}
+
+impl AppState {
+    /// Applies a write's invalidation here, then publishes it to the other replicas. Call it after
+    /// the write committed and before answering (inside [`AppState::write`]).
+    pub async fn invalidate(&self, invalidation: Invalidation) {
+        invalidation.apply(&self.cache).await;
+        let message = invalidation.encode(&self.instance);
+        if let Err(error) = self.store.publish_invalidation(&message).await {
+            // Other replicas keep the old entry until its TTL: loud, but the write stands.
+            tracing::error!(%error, %message, "could not publish a cache invalidation");
+        }
     }
 }

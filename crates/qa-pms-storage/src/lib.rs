@@ -61,6 +61,15 @@ pub struct ImportSummary {
     pub updated: u64,
 }
 
+/// What the invalidation feed delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A message another process published.
+    Message(String),
+    /// The feed lost its connection and may have missed messages: drop everything cached.
+    Lost,
+}
+
 /// Everything the service reads and writes. Methods that look up one thing return
 /// [`StoreError::NotFound`] when it is not there.
 #[async_trait]
@@ -119,6 +128,14 @@ pub trait Store: Send + Sync + 'static {
     /// After a bulk load: refresh the planner's statistics (and, on PostgreSQL, the visibility map
     /// that lets the KPI query read its covering index alone).
     async fn refresh_statistics(&self) -> StoreResult<()>;
+
+    /// Tells every other process on this database that cached data changed (PostgreSQL
+    /// `NOTIFY`). A no-op where only one process can use the database (SQLite).
+    async fn publish_invalidation(&self, message: &str) -> StoreResult<()>;
+    /// The messages other processes publish, if this backend has a feed (PostgreSQL `LISTEN`).
+    async fn subscribe_invalidations(
+        &self,
+    ) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Notice>>>;
 }
 
 /// Opens the database a URL names: `postgres://` or `postgresql://` for PostgreSQL, anything else

@@ -11,13 +11,15 @@ use qa_pms_core::{
     CatalogEntry, JiraTicket, Pattern, SearchQuery, SearchResult, Source, StepProgress, TicketKey,
     TicketPatch, TicketUpsert, Workflow, WorkflowState, WorkflowTemplate,
 };
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
 use crate::search_sql::{relevance, search_sql};
-use crate::{Backend, ImportSummary, Store, StoreError, StoreResult, TicketFilter, TicketPage};
+use crate::{
+    Backend, ImportSummary, Notice, Store, StoreError, StoreResult, TicketFilter, TicketPage,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -25,6 +27,9 @@ const TICKET_COLUMNS: &str = "key, summary, status, description, assignee, prior
 const TEMPLATE_COLUMNS: &str = "id, name, steps, workflow_type, estimated_minutes, updated_at";
 const WORKFLOW_COLUMNS: &str = "id, template_id, ticket_key, state, steps, estimated_minutes, \
                                 started_at, completed_at, updated_at, version";
+
+/// The `LISTEN`/`NOTIFY` channel on which replicas share cache invalidations.
+pub const INVALIDATION_CHANNEL: &str = "qa_pms_cache";
 
 /// Rows per `UNNEST` batch in bulk loads.
 const BATCH: usize = 5_000;
@@ -479,6 +484,41 @@ impl Store for PostgresStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn publish_invalidation(&self, message: &str) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(INVALIDATION_CHANNEL)
+            .bind(message)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn subscribe_invalidations(
+        &self,
+    ) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Notice>>> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(INVALIDATION_CHANNEL).await?;
+        let (feed, notices) = tokio::sync::mpsc::channel(1_024);
+        tokio::spawn(async move {
+            loop {
+                let notice = match listener.try_recv().await {
+                    Ok(Some(notification)) => Notice::Message(notification.payload().to_owned()),
+                    // The connection dropped; the next try_recv reconnects and listens again.
+                    Ok(None) => Notice::Lost,
+                    Err(error) => {
+                        tracing::warn!(%error, "invalidation feed failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        Notice::Lost
+                    }
+                };
+                if feed.send(notice).await.is_err() {
+                    break; // the app is gone
+                }
+            }
+        });
+        Ok(Some(notices))
     }
 
     async fn refresh_statistics(&self) -> StoreResult<()> {

@@ -510,6 +510,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    /// An SQLite file has one serving process: nobody else to tell.
+    async fn publish_invalidation(&self, _message: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn subscribe_invalidations(
+        &self,
+    ) -> StoreResult<Option<tokio::sync::mpsc::Receiver<crate::Notice>>> {
+        Ok(None)
+    }
+
     async fn insert_patterns(&self, patterns: &[Pattern]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for batch in patterns.chunks(ROWS_PER_INSERT) {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::cached::Cached;
 use crate::error::ApiError;
 use crate::extract::{Json, Query};
+use crate::invalidation::Invalidation;
 use crate::state::AppState;
 
 /// Catalog imports come in bulk: a larger body limit than the rest of the API.
@@ -85,8 +86,7 @@ async fn import(
     let summary = state
         .write(|state| async move {
             let written = state.store.import_catalog(&entries).await;
-            // Any search may now rank differently.
-            state.cache.search.invalidate_all();
+            state.invalidate(Invalidation::AllSearches).await;
             Ok(written?)
         })
         .await?;

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::cached::Cached;
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
+use crate::invalidation::Invalidation;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -53,7 +54,7 @@ async fn create(
     let template = state
         .write(|state| async move {
             let written = state.store.insert_template(&template).await;
-            state.cache.templates.invalidate(&template.id).await;
+            state.invalidate(Invalidation::Template(template.id)).await;
             written?;
             Ok(template)
         })
@@ -72,7 +73,7 @@ async fn update(
     let template = state
         .write(|state| async move {
             let written = state.store.update_template(&template).await;
-            state.cache.templates.invalidate(&id).await;
+            state.invalidate(Invalidation::Template(id)).await;
             written?;
             Ok(template)
         })
@@ -87,7 +88,7 @@ async fn remove(
     state
         .write(|state| async move {
             let written = state.store.delete_template(id).await;
-            state.cache.templates.invalidate(&id).await;
+            state.invalidate(Invalidation::Template(id)).await;
             Ok(written?)
         })
         .await?;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::cached::Cached;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
+use crate::invalidation::Invalidation;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -44,7 +45,7 @@ async fn patch(
         .write(|state| async move {
             let written = state.store.patch_ticket(&key, &patch, Utc::now()).await;
             // Even a failed write may have committed: drop the entry either way.
-            state.cache.tickets.invalidate(&key).await;
+            state.invalidate(Invalidation::Ticket(key)).await;
             Ok(written?)
         })
         .await?;
@@ -61,7 +62,7 @@ async fn put(
     let (ticket, created) = state
         .write(|state| async move {
             let written = state.store.put_ticket(&key, &body, Utc::now()).await;
-            state.cache.tickets.invalidate(&key).await;
+            state.invalidate(Invalidation::Ticket(key)).await;
             Ok(written?)
         })
         .await?;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
+use crate::invalidation::Invalidation;
 use crate::state::AppState;
 
 /// Attempts at an optimistic write before answering 409.
@@ -47,7 +48,7 @@ async fn start(
     let workflow = state
         .write(|state| async move {
             let written = state.store.insert_workflow(&workflow).await;
-            state.cache.invalidate_dashboards().await;
+            state.invalidate(Invalidation::Dashboards).await;
             written?;
             Ok(workflow)
         })
@@ -117,7 +118,7 @@ async fn change_detached(
             .store
             .save_workflow(&workflow, read_version, pattern.as_ref())
             .await;
-        state.cache.invalidate_dashboards().await;
+        state.invalidate(Invalidation::Dashboards).await;
         if written? {
             return Ok(workflow);
         }

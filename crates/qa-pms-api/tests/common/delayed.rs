@@ -133,4 +133,12 @@ impl Store for DelayedTicketReads {
     async fn refresh_statistics(&self) -> StoreResult<()> {
         self.inner.refresh_statistics().await
     }
+    async fn publish_invalidation(&self, message: &str) -> StoreResult<()> {
+        self.inner.publish_invalidation(message).await
+    }
+    async fn subscribe_invalidations(
+        &self,
+    ) -> StoreResult<Option<tokio::sync::mpsc::Receiver<qa_pms_storage::Notice>>> {
+        self.inner.subscribe_invalidations().await
+    }
 }

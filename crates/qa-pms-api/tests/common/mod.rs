@@ -135,7 +135,8 @@ pub struct TestApp {
     pub state: AppState,
     pub store: Arc<dyn Store>,
     pub url: String,
-    _db: TestDb,
+    /// The database this app made; `None` for a second replica over another app's database.
+    _db: Option<TestDb>,
 }
 
 #[derive(Debug)]
@@ -209,6 +210,19 @@ impl TestApp {
         Self::over(wrap(store), db, url, config)
     }
 
+    /// Another replica of the service over this app's database: its own pool, caches and state.
+    pub async fn replica(&self) -> Self {
+        let store = qa_pms_storage::connect(&self.url).await.expect("connect");
+        let (router, state) = qa_pms_api::build(Arc::clone(&store), AppConfig::default());
+        Self {
+            router,
+            state,
+            store,
+            url: self.url.clone(),
+            _db: None,
+        }
+    }
+
     fn over(store: Arc<dyn Store>, db: TestDb, url: String, config: AppConfig) -> Self {
         let (router, state) = qa_pms_api::build(Arc::clone(&store), config);
         Self {
@@ -216,7 +230,7 @@ impl TestApp {
             state,
             store,
             url,
-            _db: db,
+            _db: Some(db),
         }
     }
 

@@ -1,0 +1,131 @@
+//! Several replicas on one PostgreSQL database: a write on one invalidates the others' caches
+//! through `LISTEN`/`NOTIFY`. (SQLite serves from one process: nothing to test there.)
+
+#![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestApp;
+use qa_pms_api::invalidation::listen;
+use qa_pms_core::CacheKind;
+use qa_pms_storage::Backend;
+use serde_json::json;
+
+/// Polls `read` until it returns true, for at most five seconds. Not a speed assertion: the
+/// alternative to a delivered invalidation is a stale entry for the full TTL (300 s).
+async fn eventually(mut read: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if read().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+async fn two_replicas() -> Option<(TestApp, TestApp)> {
+    if common::postgres_switched_off() {
+        eprintln!("QA_PMS_TEST_POSTGRES=off: not run");
+        return None;
+    }
+    let a = TestApp::new(Backend::Postgres).await;
+    let b = a.replica().await;
+    assert!(
+        listen(a.state.clone()).await.unwrap(),
+        "PostgreSQL has a feed"
+    );
+    assert!(listen(b.state.clone()).await.unwrap());
+    Some((a, b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_on_one_replica_invalidates_the_others() {
+    let Some((a, b)) = two_replicas().await else {
+        return;
+    };
+    a.put_ticket("PROJ-1", "v0", "Open", None).await;
+    b.get("/api/v1/tickets/PROJ-1").await;
+    assert_eq!(b.get("/api/v1/tickets/PROJ-1").await.cache_status(), "HIT");
+
+    a.patch("/api/v1/tickets/PROJ-1", json!({"summary": "v1"}))
+        .await;
+
+    let fresh =
+        eventually(async || b.get("/api/v1/tickets/PROJ-1").await.json()["summary"] == "v1").await;
+    assert!(
+        fresh,
+        "replica B still serves the entry replica A's write replaced"
+    );
+    assert_eq!(
+        b.state.cache.stats(CacheKind::Tickets).invalidations,
+        2,
+        "PUT and PATCH"
+    );
+    // A applied its own two writes once each, not again when its own messages came back.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(a.state.cache.stats(CacheKind::Tickets).invalidations, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_kind_of_write_reaches_the_other_replica() {
+    let Some((a, b)) = two_replicas().await else {
+        return;
+    };
+    a.put_ticket("PROJ-1", "x", "Open", None).await;
+    let template = format!("/api/v1/templates/{}", qa_pms_core::template::BUG_FIX_ID);
+    let kpi = "/api/v1/dashboard/kpi?period=7d";
+    let search = "/api/v1/search?query=login";
+    for uri in [template.as_str(), kpi, search] {
+        b.get(uri).await;
+        assert_eq!(b.get(uri).await.cache_status(), "HIT", "{uri}");
+    }
+
+    a.put(
+        &template,
+        json!({"name": "Bug Fix v2", "steps": ["one"], "workflow_type": "bug", "estimated_minutes": 30}),
+    )
+    .await;
+    a.post(
+        "/api/v1/workflows",
+        json!({"template_id": qa_pms_core::template::BUG_FIX_ID, "ticket_key": "PROJ-1"}),
+    )
+    .await;
+    a.post(
+        "/api/v1/catalog/import",
+        json!({"entries": [{"source": "postman", "name": "Login", "url": "https://p/1", "text": ""}]}),
+    )
+    .await;
+
+    assert!(eventually(async || b.get(&template).await.json()["name"] == "Bug Fix v2").await);
+    assert!(eventually(async || b.get(kpi).await.cache_status() == "MISS").await);
+    assert!(eventually(async || b.get(search).await.json().as_array().unwrap().len() == 1).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_feed_drops_forgets_everything_it_cached() {
+    let Some((a, b)) = two_replicas().await else {
+        return;
+    };
+    a.put_ticket("PROJ-1", "x", "Open", None).await;
+    b.get("/api/v1/tickets/PROJ-1").await;
+    assert_eq!(b.get("/api/v1/tickets/PROJ-1").await.cache_status(), "HIT");
+
+    // Cut every LISTEN connection on this database, as a network blip or a failover would.
+    let database = a.url.rsplit('/').next().unwrap().to_owned();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND query LIKE 'LISTEN%'",
+    )
+    .bind(&database)
+    .execute(&sqlx::PgPool::connect(&a.url).await.unwrap())
+    .await
+    .unwrap();
+
+    // It may have missed invalidations while disconnected, so it must not trust its entries.
+    assert!(
+        eventually(async || b.get("/api/v1/tickets/PROJ-1").await.cache_status() == "MISS").await
+    );
+}
