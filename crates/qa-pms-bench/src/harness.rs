@@ -62,6 +62,17 @@ pub struct Scenario {
     pub vs_minimal: Option<f64>,
 }
 
+impl Scenario {
+    fn new(name: impl Into<String>, measured: Measured) -> Self {
+        Self {
+            name: name.into(),
+            measured,
+            vs_bare: None,
+            vs_minimal: None,
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub backend: String,
@@ -78,6 +89,16 @@ pub struct Report {
     pub rss_before_fill_kib: u64,
     pub rss_after_fill_kib: u64,
     pub rss_peak_kib: u64,
+}
+
+impl Report {
+    /// What the scenario called `name` measured, if it ran.
+    fn measured(&self, name: &str) -> Option<&Measured> {
+        self.scenarios
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| &s.measured)
+    }
 }
 
 struct Servers {
@@ -202,21 +223,10 @@ pub async fn run(
         // Fill the cache so that a HIT scenario measures hits only.
         get_expecting(&client, &url, None).await;
         let measured = gets(load, url, cache).await;
-        report.scenarios.push(Scenario {
-            name: name.to_owned(),
-            measured,
-            vs_bare: None,
-            vs_minimal: None,
-        });
+        report.scenarios.push(Scenario::new(name, measured));
     }
     // Throughput ratios to the two limits, measured above in this run.
-    let rps = |name: &str| {
-        report
-            .scenarios
-            .iter()
-            .find(|s| s.name == name)
-            .map_or(f64::NAN, |s| s.measured.rps)
-    };
+    let rps = |name: &str| report.measured(name).map_or(f64::NAN, |m| m.rps);
     let (minimal_rps, bare_rps) = (rps("limit: minimal axum"), rps("limit: bare route"));
     for s in &mut report.scenarios {
         s.vs_bare = Some(s.measured.rps / bare_rps);
@@ -288,12 +298,9 @@ async fn zipf(
     let lookups = hits + (after.misses - before.misses);
     report.zipf_hit_rate = hits as f64 / lookups.max(1) as f64;
     report.zipf_best_possible = distribution.top_mass(capacity);
-    report.scenarios.push(Scenario {
-        name: format!("6 Zipf over {keys} keys"),
-        measured,
-        vs_bare: None,
-        vs_minimal: None,
-    });
+    report
+        .scenarios
+        .push(Scenario::new(format!("6 Zipf over {keys} keys"), measured));
     Ok(())
 }
 
@@ -372,12 +379,9 @@ async fn mix(
     .await;
     report.mix_stale_reads = shared.stale.load(SeqCst);
     report.mix_writes = shared.writes.load(SeqCst);
-    report.scenarios.push(Scenario {
-        name: "7 95/5 read/PATCH mix".to_owned(),
-        measured,
-        vs_bare: None,
-        vs_minimal: None,
-    });
+    report
+        .scenarios
+        .push(Scenario::new("7 95/5 read/PATCH mix", measured));
     Ok(())
 }
 
@@ -418,12 +422,9 @@ async fn stampede(report: &mut Report, servers: &Servers, sizes: Sizes) -> anyho
     let measured = Measured::from_samples(&samples, errors, started.elapsed());
     report.stampede_loads = servers.state.cache.stats(CacheKind::Tickets).loads - before;
     report.stampede_p99_us = measured.p99_us;
-    report.scenarios.push(Scenario {
-        name: "8 stampede, 1000 at once".to_owned(),
-        measured,
-        vs_bare: None,
-        vs_minimal: None,
-    });
+    report
+        .scenarios
+        .push(Scenario::new("8 stampede, 1000 at once", measured));
     Ok(())
 }
 
@@ -544,13 +545,7 @@ fn print(report: &Report) {
             s.measured.errors
         );
     }
-    let p50 = |name: &str| {
-        report
-            .scenarios
-            .iter()
-            .find(|s| s.name == name)
-            .map_or(f64::NAN, |s| s.measured.p50_us)
-    };
+    let p50 = |name: &str| report.measured(name).map_or(f64::NAN, |m| m.p50_us);
     println!(
         "\nticket HIT p50 / MISS p50: {:.3};  kpi-90d MISS p50 / HIT p50: {:.0}x",
         p50("1 ticket HIT") / p50("2 ticket MISS"),
