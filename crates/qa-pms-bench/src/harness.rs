@@ -413,7 +413,8 @@ async fn stampede(report: &mut Report, servers: &Servers, sizes: Sizes) -> anyho
     let mut samples = Samples::default();
     let mut errors = 0;
     let started = Instant::now();
-    // Loads counted from here on include only the stampede (the connections are opened on /health).
+    // `before` was read before any task ran; warming connections on /health loads no ticket, so
+    // the loads counted between it and the end are the stampede's alone.
     for task in tasks {
         let (elapsed, ok) = task.await?;
         samples.push(elapsed);
