@@ -265,6 +265,13 @@ pub async fn run(
     Ok(())
 }
 
+/// Keys the Zipf scenarios draw from (fewer if the dataset has fewer tickets).
+const ZIPF_KEYS: u64 = 10_000;
+
+fn zipf_keys(sizes: Sizes) -> usize {
+    sizes.tickets.min(ZIPF_KEYS) as usize
+}
+
 /// Scenario 6: Zipf(s=1) over 10k ticket keys on a cache of the default capacity: hit rate against the
 /// best any cache of that size can do.
 async fn zipf(
@@ -273,7 +280,7 @@ async fn zipf(
     sizes: Sizes,
     load: Load,
 ) -> anyhow::Result<()> {
-    let keys = sizes.tickets.min(10_000) as usize;
+    let keys = zipf_keys(sizes);
     let capacity = servers.state.cache.settings(CacheKind::Tickets).capacity as usize;
     let distribution = Arc::new(Zipf::new(keys, 1.0));
     let base = Arc::new(servers.cached.clone());
@@ -313,7 +320,7 @@ async fn mix(
     sizes: Sizes,
     load: Load,
 ) -> anyhow::Result<()> {
-    let keys = sizes.tickets.min(10_000) as usize;
+    let keys = zipf_keys(sizes);
     struct Shared {
         zipf: Zipf,
         base: String,
