@@ -26,6 +26,15 @@ async fn eventually(mut read: impl AsyncFnMut() -> bool) -> bool {
     false
 }
 
+/// Waits until `replica` has applied `count` ticket invalidations from the other one, so that a
+/// late-arriving message cannot drop what the test caches next.
+async fn applied(replica: &TestApp, count: u64) {
+    let arrived =
+        eventually(async || replica.state.cache.stats(CacheKind::Tickets).invalidations >= count)
+            .await;
+    assert!(arrived, "the other replica's invalidation never arrived");
+}
+
 async fn two_replicas() -> Option<(TestApp, TestApp)> {
     if common::postgres_switched_off() {
         eprintln!("QA_PMS_TEST_POSTGRES=off: not run");
@@ -47,6 +56,7 @@ async fn a_write_on_one_replica_invalidates_the_others() {
         return;
     };
     a.put_ticket("PROJ-1", "v0", "Open", None).await;
+    applied(&b, 1).await;
     b.get("/api/v1/tickets/PROJ-1").await;
     assert_eq!(b.get("/api/v1/tickets/PROJ-1").await.cache_status(), "HIT");
 
@@ -59,13 +69,15 @@ async fn a_write_on_one_replica_invalidates_the_others() {
         fresh,
         "replica B still serves the entry replica A's write replaced"
     );
+    // The count follows the invalidation itself: wait for it, then check nothing came twice.
+    applied(&b, 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         b.state.cache.stats(CacheKind::Tickets).invalidations,
         2,
         "PUT and PATCH"
     );
     // A applied its own two writes once each, not again when its own messages came back.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(a.state.cache.stats(CacheKind::Tickets).invalidations, 2);
 }
 
@@ -110,6 +122,7 @@ async fn a_replica_whose_feed_drops_forgets_everything_it_cached() {
         return;
     };
     a.put_ticket("PROJ-1", "x", "Open", None).await;
+    applied(&b, 1).await;
     b.get("/api/v1/tickets/PROJ-1").await;
     assert_eq!(b.get("/api/v1/tickets/PROJ-1").await.cache_status(), "HIT");
 

@@ -239,23 +239,24 @@ where
 
     /// Drops `key` after a write. Call it after the write has committed and before answering.
     pub async fn invalidate(&self, key: &K) {
-        Counters::inc(&self.counters.invalidations);
         self.generations[self.stripe(key)].fetch_add(1, SeqCst);
         if let Some(cache) = &self.inner {
             cache.invalidate(key).await;
         }
+        // Counted once done, so that whoever sees the count sees the invalidation in effect.
+        Counters::inc(&self.counters.invalidations);
     }
 
     /// Drops every entry, for writes that may change any of them (a catalog import changes any
     /// search).
     pub fn invalidate_all(&self) {
-        Counters::inc(&self.counters.invalidations);
         for generation in self.generations.iter() {
             generation.fetch_add(1, SeqCst);
         }
         if let Some(cache) = &self.inner {
             cache.invalidate_all();
         }
+        Counters::inc(&self.counters.invalidations);
     }
 
     /// Runs moka's pending maintenance: expiry, size eviction and an exact entry count.
