@@ -58,14 +58,6 @@ impl Invalidation {
     }
 }
 
-/// Drops every entry of every cache.
-pub fn invalidate_everything(cache: &AppCache) {
-    cache.tickets.invalidate_all();
-    cache.search.invalidate_all();
-    cache.metrics.invalidate_all();
-    cache.templates.invalidate_all();
-}
-
 /// Applies the other replicas' invalidations until the feed ends. Returns `false` at once where
 /// the backend has no feed (SQLite: one process).
 pub async fn listen(state: AppState) -> Result<bool, qa_pms_storage::StoreError> {
@@ -80,12 +72,12 @@ pub async fn listen(state: AppState) -> Result<bool, qa_pms_storage::StoreError>
                     Some((_, invalidation)) => invalidation.apply(&state.cache).await,
                     None => {
                         tracing::warn!(%message, "unreadable invalidation; dropping every cache");
-                        invalidate_everything(&state.cache);
+                        state.cache.invalidate_all();
                     }
                 },
                 Notice::Lost => {
                     tracing::warn!("invalidation feed lost its connection; dropping every cache");
-                    invalidate_everything(&state.cache);
+                    state.cache.invalidate_all();
                 }
             }
         }

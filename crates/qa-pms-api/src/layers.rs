@@ -76,16 +76,14 @@ async fn with_timeout(timeout: Duration, request: Request, next: Next) -> Respon
 
 async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    // MatchedPath is a shared string: cloning it does not allocate.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let start = Instant::now();
     let response = next.run(request).await;
     state.metrics.observe_request(
         method,
-        route.as_deref().unwrap_or(UNMATCHED_ROUTE),
-        response.status().as_u16(),
+        route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
+        response.status().as_str(),
         start.elapsed(),
     );
     response

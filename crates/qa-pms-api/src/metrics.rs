@@ -59,10 +59,9 @@ impl Metrics {
         }
     }
 
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let status = status.to_string();
+    pub fn observe_request(&self, method: &str, route: &str, status: &str, elapsed: Duration) {
         self.http_requests
-            .with_label_values(&[method, route, &status])
+            .with_label_values(&[method, route, status])
             .inc();
         self.http_duration
             .with_label_values(&[method, route])

@@ -35,6 +35,15 @@ async fn applied(replica: &TestApp, count: u64) {
     assert!(arrived, "the other replica's invalidation never arrived");
 }
 
+/// Replica A writes PROJ-1 with `summary`; replica B, once A's invalidation has reached it,
+/// caches the ticket.
+async fn cached_on_b(a: &TestApp, b: &TestApp, summary: &str) {
+    a.put_ticket("PROJ-1", summary, "Open", None).await;
+    applied(b, 1).await;
+    b.get("/api/v1/tickets/PROJ-1").await;
+    assert_eq!(b.get("/api/v1/tickets/PROJ-1").await.cache_status(), "HIT");
+}
+
 async fn two_replicas() -> Option<(TestApp, TestApp)> {
     if common::postgres_switched_off() {
         eprintln!("QA_PMS_TEST_POSTGRES=off: not run");
@@ -55,10 +64,7 @@ async fn a_write_on_one_replica_invalidates_the_others() {
     let Some((a, b)) = two_replicas().await else {
         return;
     };
-    a.put_ticket("PROJ-1", "v0", "Open", None).await;
-    applied(&b, 1).await;
-    b.get("/api/v1/tickets/PROJ-1").await;
-    assert_eq!(b.get("/api/v1/tickets/PROJ-1").await.cache_status(), "HIT");
+    cached_on_b(&a, &b, "v0").await;
 
     a.patch("/api/v1/tickets/PROJ-1", json!({"summary": "v1"}))
         .await;
@@ -121,10 +127,7 @@ async fn a_replica_whose_feed_drops_forgets_everything_it_cached() {
     let Some((a, b)) = two_replicas().await else {
         return;
     };
-    a.put_ticket("PROJ-1", "x", "Open", None).await;
-    applied(&b, 1).await;
-    b.get("/api/v1/tickets/PROJ-1").await;
-    assert_eq!(b.get("/api/v1/tickets/PROJ-1").await.cache_status(), "HIT");
+    cached_on_b(&a, &b, "x").await;
 
     // Cut every LISTEN connection on this database, as a network blip or a failover would.
     let database = a.url.rsplit('/').next().unwrap().to_owned();

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use qa_pms_api::invalidation::Invalidation;
 use qa_pms_api::AppState;
 use qa_pms_core::template::{BUG_FIX_ID, FEATURE_TEST_ID, REGRESSION_TEST_ID};
-use qa_pms_core::{CacheKind, Period, SearchQuery, TicketKey};
+use qa_pms_core::{CacheKind, TicketKey};
 use qa_pms_storage::Store;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -44,13 +45,13 @@ pub async fn run(store: Arc<dyn Store>, sizes: Sizes, args: &LatencyArgs) -> any
         "endpoint", "MISS p50 µs", "MISS p99 µs", "HIT p50 µs", "HIT p99 µs", "p50 cut", "p99 cut"
     );
     let tickets = sizes.tickets.min(1_000);
-    let endpoints: Vec<(&str, Vec<(String, Invalidate)>)> = vec![
+    let endpoints: Vec<(&str, Vec<(String, Invalidation)>)> = vec![
         (
             "ticket",
             (1..=tickets)
                 .map(|n| {
                     let key = TicketKey::parse(&format!("PROJ-{n}")).expect("key");
-                    (format!("/api/v1/tickets/{key}"), Invalidate::Ticket(key))
+                    (format!("/api/v1/tickets/{key}"), Invalidation::Ticket(key))
                 })
                 .collect(),
         ),
@@ -66,10 +67,9 @@ pub async fn run(store: Arc<dyn Store>, sizes: Sizes, args: &LatencyArgs) -> any
             ]
             .iter()
             .map(|q| {
-                let query = SearchQuery::new(q, None, None).expect("query");
                 (
                     format!("/api/v1/search?query={}", q.replace(' ', "+")),
-                    Invalidate::Search(query.cache_key()),
+                    Invalidation::AllSearches,
                 )
             })
             .collect(),
@@ -78,14 +78,19 @@ pub async fn run(store: Arc<dyn Store>, sizes: Sizes, args: &LatencyArgs) -> any
             "kpi-90d",
             vec![(
                 "/api/v1/dashboard/kpi?period=90d".to_owned(),
-                Invalidate::Metrics(Period::Days90.kpi_cache_key()),
+                Invalidation::Dashboards,
             )],
         ),
         (
             "template",
             [BUG_FIX_ID, FEATURE_TEST_ID, REGRESSION_TEST_ID]
                 .iter()
-                .map(|id| (format!("/api/v1/templates/{id}"), Invalidate::Template(*id)))
+                .map(|id| {
+                    (
+                        format!("/api/v1/templates/{id}"),
+                        Invalidation::Template(*id),
+                    )
+                })
                 .collect(),
         ),
     ];
@@ -114,25 +119,6 @@ pub async fn run(store: Arc<dyn Store>, sizes: Sizes, args: &LatencyArgs) -> any
     Ok(())
 }
 
-/// How to make the next request for a target a MISS.
-enum Invalidate {
-    Ticket(TicketKey),
-    Search(String),
-    Metrics(String),
-    Template(uuid::Uuid),
-}
-
-impl Invalidate {
-    async fn run(&self, state: &AppState) {
-        match self {
-            Invalidate::Ticket(key) => state.cache.tickets.invalidate(key).await,
-            Invalidate::Search(key) => state.cache.search.invalidate(key).await,
-            Invalidate::Metrics(key) => state.cache.metrics.invalidate(key).await,
-            Invalidate::Template(id) => state.cache.templates.invalidate(id).await,
-        }
-    }
-}
-
 async fn timed_get(client: &reqwest::Client, url: &str) -> anyhow::Result<(Duration, String)> {
     let start = Instant::now();
     let response = client.get(url).send().await?;
@@ -157,14 +143,14 @@ async fn miss_and_hit(
     client: &reqwest::Client,
     base: &str,
     state: &AppState,
-    targets: &[(String, Invalidate)],
+    targets: &[(String, Invalidation)],
     pairs: usize,
 ) -> anyhow::Result<(Samples, Samples)> {
     let (mut miss, mut hit) = (Samples::default(), Samples::default());
     for i in 0..pairs + pairs / 10 {
         let (path, invalidate) = &targets[i % targets.len()];
         let url = format!("{base}{path}");
-        invalidate.run(state).await;
+        invalidate.apply(&state.cache).await;
         let (miss_time, miss_status) = timed_get(client, &url).await?;
         let (hit_time, hit_status) = timed_get(client, &url).await?;
         if (miss_status.as_str(), hit_status.as_str()) != ("MISS", "HIT") {

@@ -118,10 +118,14 @@ async fn change_detached(
             .store
             .save_workflow(&workflow, read_version, pattern.as_ref())
             .await;
-        state.invalidate(Invalidation::Dashboards).await;
-        if written? {
-            return Ok(workflow);
+        // Ok(false): another write got there first and nothing was written; try again.
+        if matches!(written, Ok(false)) {
+            continue;
         }
+        // Written, or failed in a way that may have committed.
+        state.invalidate(Invalidation::Dashboards).await;
+        written?;
+        return Ok(workflow);
     }
     Err(ApiError::Conflict(
         "the workflow kept changing while this request tried to update it; retry".into(),

@@ -94,7 +94,6 @@ pub trait LoadError: Clone + Send + Sync + 'static + From<serde_json::Error> {}
 impl<E: Clone + Send + Sync + 'static + From<serde_json::Error>> LoadError for E {}
 
 pub struct CacheLayer<K, V> {
-    kind: CacheKind,
     settings: CacheSettings,
     inner: Option<Cache<K, Arc<Cached<V>>>>,
     generations: Box<[AtomicU64]>,
@@ -126,17 +125,12 @@ where
             builder.build()
         });
         Self {
-            kind,
             settings,
             inner,
             generations: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             hasher: std::hash::RandomState::new(),
             counters,
         }
-    }
-
-    pub fn kind(&self) -> CacheKind {
-        self.kind
     }
 
     pub fn settings(&self) -> CacheSettings {
@@ -175,11 +169,7 @@ where
         Fut: Future<Output = Result<V, E>>,
     {
         let Some(cache) = &self.inner else {
-            let value = self.timed(&load).await?;
-            return Ok(Lookup {
-                entry: Arc::new(Cached::new(value, 0)?),
-                status: LookupStatus::Bypass,
-            });
+            return self.load_uncached(&load, LookupStatus::Bypass).await;
         };
         let request_start = Instant::now();
         let stripe = &self.generations[self.stripe(key)];
@@ -207,12 +197,11 @@ where
             }
             // From here the value is a valid answer to this request. It stays cached only if no
             // write has come since it was loaded.
-            let current = stripe.load(SeqCst);
-            if entry.generation != current {
+            let stored = entry.generation == stripe.load(SeqCst);
+            if !stored {
                 Counters::inc(&self.counters.stale_discards);
                 cache.invalidate(key).await;
             }
-            let stored = entry.generation == current;
             let status = if !loaded_here && stored && entry.stored_at < request_start {
                 let ttl_left = self.settings.ttl.saturating_sub(entry.stored_at.elapsed());
                 LookupStatus::Hit { ttl_left }
@@ -227,13 +216,24 @@ where
         }
 
         // Writes to this key keep outrunning loads: answer from a load of our own, not stored.
-        let value = self.timed(&load).await?;
+        let status = LookupStatus::Miss {
+            stored: false,
+            collapsed: false,
+        };
+        self.load_uncached(&load, status).await
+    }
+
+    /// A load whose value answers this request only and is not stored.
+    async fn load_uncached<E, F, Fut>(&self, load: &F, status: LookupStatus) -> Result<Lookup<V>, E>
+    where
+        E: LoadError,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        let value = self.timed(load).await?;
         Ok(Lookup {
             entry: Arc::new(Cached::new(value, 0)?),
-            status: LookupStatus::Miss {
-                stored: false,
-                collapsed: false,
-            },
+            status,
         })
     }
 

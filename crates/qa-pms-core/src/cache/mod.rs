@@ -138,6 +138,14 @@ impl AppCache {
         }
     }
 
+    /// Drops every entry of every cache (a replica that may have missed invalidations).
+    pub fn invalidate_all(&self) {
+        self.tickets.invalidate_all();
+        self.search.invalidate_all();
+        self.metrics.invalidate_all();
+        self.templates.invalidate_all();
+    }
+
     /// Runs moka's maintenance on every cache, so that entry counts are exact.
     pub async fn run_pending_tasks(&self) {
         self.tickets.run_pending_tasks().await;
