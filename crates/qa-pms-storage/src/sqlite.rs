@@ -14,7 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use crate::search_sql::{relevance, search_sql};
@@ -403,7 +403,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_workflow(&self, wf: &Workflow) -> StoreResult<()> {
-        insert_workflow(&self.pool, wf)
+        let mut conn = self.pool.acquire().await?;
+        insert_workflow_rows(&mut conn, std::slice::from_ref(wf))
             .await
             .map_err(|e| StoreError::foreign_key(e, StoreError::NotFound("ticket or template")))
     }
@@ -444,7 +445,7 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         if let Some(p) = pattern {
-            insert_pattern(&mut *tx, p).await?;
+            insert_pattern_rows(&mut tx, std::slice::from_ref(p)).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -476,30 +477,7 @@ impl Store for SqliteStore {
     async fn insert_workflows(&self, workflows: &[Workflow]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for batch in workflows.chunks(ROWS_PER_INSERT) {
-            let steps = batch
-                .iter()
-                .map(|wf| serde_json::to_string(&wf.steps))
-                .collect::<Result<Vec<_>, _>>()?;
-            QueryBuilder::<Sqlite>::new(
-                "INSERT INTO workflows (id, template_id, ticket_key, state, steps, estimated_minutes, \
-                 started_at, completed_at, duration_seconds, updated_at, version) ",
-            )
-            .push_values(batch.iter().zip(steps), |mut row, (wf, steps)| {
-                row.push_bind(wf.id.to_string())
-                    .push_bind(wf.template_id.to_string())
-                    .push_bind(&wf.ticket_key)
-                    .push_bind(wf.state.as_str())
-                    .push_bind(steps)
-                    .push_bind(wf.estimated_minutes)
-                    .push_bind(millis(wf.started_at))
-                    .push_bind(wf.completed_at.map(millis))
-                    .push_bind(wf.duration_seconds())
-                    .push_bind(millis(wf.updated_at))
-                    .push_bind(wf.version);
-            })
-            .build()
-            .execute(&mut *tx)
-            .await?;
+            insert_workflow_rows(&mut tx, batch).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -524,20 +502,7 @@ impl Store for SqliteStore {
     async fn insert_patterns(&self, patterns: &[Pattern]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for batch in patterns.chunks(ROWS_PER_INSERT) {
-            QueryBuilder::<Sqlite>::new(
-                "INSERT INTO patterns (id, workflow_id, ticket_key, kind, detail, detected_at) ",
-            )
-            .push_values(batch, |mut row, p| {
-                row.push_bind(p.id.to_string())
-                    .push_bind(p.workflow_id.to_string())
-                    .push_bind(&p.ticket_key)
-                    .push_bind(&p.kind)
-                    .push_bind(&p.detail)
-                    .push_bind(millis(p.detected_at));
-            })
-            .build()
-            .execute(&mut *tx)
-            .await?;
+            insert_pattern_rows(&mut tx, batch).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -548,47 +513,57 @@ fn template_in_use() -> StoreError {
     StoreError::Conflict("template is used by workflows and cannot be deleted".into())
 }
 
-async fn insert_workflow<'e, E>(executor: E, wf: &Workflow) -> Result<(), sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
-{
-    let steps = serde_json::to_string(&wf.steps).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query(
+/// Inserts up to [`ROWS_PER_INSERT`] workflows in one statement.
+async fn insert_workflow_rows(
+    conn: &mut SqliteConnection,
+    batch: &[Workflow],
+) -> Result<(), sqlx::Error> {
+    let steps = batch
+        .iter()
+        .map(|wf| serde_json::to_string(&wf.steps))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    QueryBuilder::<Sqlite>::new(
         "INSERT INTO workflows (id, template_id, ticket_key, state, steps, estimated_minutes, \
-         started_at, completed_at, duration_seconds, updated_at, version) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         started_at, completed_at, duration_seconds, updated_at, version) ",
     )
-    .bind(wf.id.to_string())
-    .bind(wf.template_id.to_string())
-    .bind(&wf.ticket_key)
-    .bind(wf.state.as_str())
-    .bind(steps)
-    .bind(wf.estimated_minutes)
-    .bind(millis(wf.started_at))
-    .bind(wf.completed_at.map(millis))
-    .bind(wf.duration_seconds())
-    .bind(millis(wf.updated_at))
-    .bind(wf.version)
-    .execute(executor)
+    .push_values(batch.iter().zip(steps), |mut row, (wf, steps)| {
+        row.push_bind(wf.id.to_string())
+            .push_bind(wf.template_id.to_string())
+            .push_bind(&wf.ticket_key)
+            .push_bind(wf.state.as_str())
+            .push_bind(steps)
+            .push_bind(wf.estimated_minutes)
+            .push_bind(millis(wf.started_at))
+            .push_bind(wf.completed_at.map(millis))
+            .push_bind(wf.duration_seconds())
+            .push_bind(millis(wf.updated_at))
+            .push_bind(wf.version);
+    })
+    .build()
+    .execute(conn)
     .await?;
     Ok(())
 }
 
-async fn insert_pattern<'e, E>(executor: E, p: &Pattern) -> Result<(), sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
-{
-    sqlx::query(
-        "INSERT INTO patterns (id, workflow_id, ticket_key, kind, detail, detected_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+/// Inserts up to [`ROWS_PER_INSERT`] patterns in one statement.
+async fn insert_pattern_rows(
+    conn: &mut SqliteConnection,
+    batch: &[Pattern],
+) -> Result<(), sqlx::Error> {
+    QueryBuilder::<Sqlite>::new(
+        "INSERT INTO patterns (id, workflow_id, ticket_key, kind, detail, detected_at) ",
     )
-    .bind(p.id.to_string())
-    .bind(p.workflow_id.to_string())
-    .bind(&p.ticket_key)
-    .bind(&p.kind)
-    .bind(&p.detail)
-    .bind(millis(p.detected_at))
-    .execute(executor)
+    .push_values(batch, |mut row, p| {
+        row.push_bind(p.id.to_string())
+            .push_bind(p.workflow_id.to_string())
+            .push_bind(&p.ticket_key)
+            .push_bind(&p.kind)
+            .push_bind(&p.detail)
+            .push_bind(millis(p.detected_at));
+    })
+    .build()
+    .execute(conn)
     .await?;
     Ok(())
 }
