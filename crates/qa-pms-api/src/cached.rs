@@ -1,10 +1,11 @@
 //! How a cached read becomes an HTTP response: the JSON bytes stored with the entry, plus
-//! `X-Cache-Status` (HIT/MISS) and the RFC 9211 `Cache-Status` header, on errors too.
+//! `X-Cache-Status` (HIT/MISS/STALE), the RFC 9211 `Cache-Status` header (on errors too) and
+//! `Age` on what came from the cache.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{AGE, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use qa_pms_core::cache::{Lookup, LookupStatus};
@@ -16,16 +17,39 @@ pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 const HIT: HeaderValue = HeaderValue::from_static("HIT");
 const MISS: HeaderValue = HeaderValue::from_static("MISS");
+const STALE: HeaderValue = HeaderValue::from_static("STALE");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const FWD_MISS: HeaderValue = HeaderValue::from_static("qa-pms; fwd=miss");
+
+/// Seconds covered by the prebuilt header values below: an hour.
+const PREBUILT_SECONDS: u64 = 3_600;
 
 /// `Cache-Status` values of hits, one per second of TTL left up to an hour, built once so that a
 /// hit allocates nothing for its headers.
 static HIT_VALUES: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
-    (0..=3_600)
+    (0..=PREBUILT_SECONDS)
         .map(|ttl| hit_value(ttl).unwrap_or(FWD_MISS))
         .collect()
 });
+
+/// `Age` values up to an hour, for the same reason.
+static AGE_VALUES: LazyLock<Vec<HeaderValue>> =
+    LazyLock::new(|| (0..=PREBUILT_SECONDS).map(HeaderValue::from).collect());
+
+fn age_value(age: Duration) -> HeaderValue {
+    let seconds = age.as_secs();
+    usize::try_from(seconds)
+        .ok()
+        .and_then(|i| AGE_VALUES.get(i).cloned())
+        .unwrap_or_else(|| HeaderValue::from(seconds))
+}
+
+fn stale_status(fwd_status: u16) -> HeaderValue {
+    HeaderValue::try_from(format!(
+        "qa-pms; hit; fwd=stale; fwd-status={fwd_status}; detail=stale-if-error"
+    ))
+    .unwrap_or(FWD_MISS)
+}
 
 fn hit_value(ttl: u64) -> Option<HeaderValue> {
     HeaderValue::try_from(format!("qa-pms; hit; ttl={ttl}")).ok()
@@ -58,8 +82,22 @@ impl<V> IntoResponse for Cached<V> {
                 return response;
             }
         };
+        let mut age = None;
         let (x_cache, cache_status) = match status {
-            LookupStatus::Hit { ttl_left } => (HIT, hit_status(ttl_left)),
+            LookupStatus::Hit {
+                ttl_left,
+                age: entry_age,
+            } => {
+                age = Some(age_value(entry_age));
+                (HIT, hit_status(ttl_left))
+            }
+            LookupStatus::Stale {
+                age: entry_age,
+                fwd_status,
+            } => {
+                age = Some(age_value(entry_age));
+                (STALE, stale_status(fwd_status))
+            }
             LookupStatus::Miss { stored, collapsed } => {
                 let value = match (stored, collapsed) {
                     (true, false) => "qa-pms; fwd=miss; stored",
@@ -71,7 +109,7 @@ impl<V> IntoResponse for Cached<V> {
             }
             LookupStatus::Bypass => (MISS, HeaderValue::from_static("qa-pms; fwd=bypass")),
         };
-        (
+        let mut response = (
             [
                 (CONTENT_TYPE, JSON),
                 (X_CACHE_STATUS, x_cache),
@@ -79,7 +117,11 @@ impl<V> IntoResponse for Cached<V> {
             ],
             entry.json().clone(),
         )
-            .into_response()
+            .into_response();
+        if let Some(age) = age {
+            response.headers_mut().insert(AGE, age);
+        }
+        response
     }
 }
 
@@ -97,6 +139,20 @@ mod tests {
         assert_eq!(
             hit_status(Duration::from_secs(86_400)),
             "qa-pms; hit; ttl=86400"
+        );
+    }
+
+    #[test]
+    fn age_values_are_whole_seconds_within_and_beyond_the_table() {
+        assert_eq!(age_value(Duration::from_millis(1_999)), "1");
+        assert_eq!(age_value(Duration::from_secs(90_000)), "90000");
+    }
+
+    #[test]
+    fn stale_answers_name_the_upstream_status() {
+        assert_eq!(
+            stale_status(503),
+            "qa-pms; hit; fwd=stale; fwd-status=503; detail=stale-if-error"
         );
     }
 }

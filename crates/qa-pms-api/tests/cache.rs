@@ -173,7 +173,8 @@ async fn metrics_count_a_scripted_sequence_exactly_and_pass_promtool(backend: Ba
     app.patch("/api/v1/tickets/PROJ-1", json!({"status": "Done"}))
         .await; // invalidation 2
     app.get("/api/v1/tickets/PROJ-1").await; // miss, load 2
-    app.get("/api/v1/tickets/NOPE-1").await; // miss, load 3 (404, not cached)
+    app.get("/api/v1/tickets/NOPE-1").await; // miss, load 3 (404, remembered 30 s)
+    app.get("/api/v1/tickets/NOPE-1").await; // miss without a load: the remembered 404
     app.get("/api/v1/tickets/bad").await; // 400: no lookup at all
     app.get("/api/v1/search?query=login").await; // miss
     app.get("/api/v1/search?query=login").await; // hit
@@ -194,7 +195,7 @@ async fn metrics_count_a_scripted_sequence_exactly_and_pass_promtool(backend: Ba
     };
     let expected = [
         // cache, hits, misses, loads, invalidations, entries
-        ("tickets", 2.0, 3.0, 3.0, 2.0, 1.0),
+        ("tickets", 2.0, 4.0, 3.0, 2.0, 2.0),
         ("search", 1.0, 1.0, 1.0, 2.0, 0.0),
         ("metrics", 0.0, 1.0, 1.0, 0.0, 1.0),
         ("templates", 1.0, 1.0, 1.0, 0.0, 1.0),
@@ -251,7 +252,7 @@ async fn metrics_count_a_scripted_sequence_exactly_and_pass_promtool(backend: Ba
         )
     };
     assert_eq!(route("200"), 4.0);
-    assert_eq!(route("404"), 1.0);
+    assert_eq!(route("404"), 2.0);
     assert_eq!(route("400"), 1.0);
     assert!(text.contains("qa_pms_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/tickets/{key}\""));
     assert!(!text.contains("PROJ-1"), "no raw paths or keys in labels");

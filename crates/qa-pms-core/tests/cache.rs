@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use qa_pms_core::cache::{CacheLayer, LookupStatus};
+use qa_pms_core::cache::{CacheLayer, LoadError, LookupStatus};
 use qa_pms_core::{CacheKind, CacheSettings};
 use tokio::sync::Notify;
 
 #[derive(Debug, Clone, PartialEq)]
 struct LoadFailed;
+
+impl LoadError for LoadFailed {}
 
 impl From<serde_json::Error> for LoadFailed {
     fn from(_: serde_json::Error) -> Self {
@@ -24,10 +26,10 @@ fn layer(ttl: Duration, capacity: u64) -> CacheLayer<String, u64> {
     CacheLayer::new(
         CacheKind::Tickets,
         CacheSettings {
-            ttl,
             tti: None,
-            capacity,
-        },
+            ..CacheSettings::new(0, None, capacity)
+        }
+        .with_ttl(ttl),
     )
 }
 

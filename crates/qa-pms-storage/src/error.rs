@@ -37,6 +37,17 @@ impl From<serde_json::Error> for StoreError {
     }
 }
 
+/// A database that cannot be reached lets a cache answer with what it last loaded.
+impl qa_pms_core::cache::LoadError for StoreError {
+    fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::NotFound(_))
+    }
+
+    fn stale_status(&self) -> Option<u16> {
+        self.is_unavailable().then_some(503)
+    }
+}
+
 impl StoreError {
     /// The database could not be reached (as opposed to a query that failed).
     pub fn is_unavailable(&self) -> bool {

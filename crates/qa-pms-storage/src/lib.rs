@@ -61,6 +61,15 @@ pub struct ImportSummary {
     pub updated: u64,
 }
 
+/// A ticket as the mirror of Jira holds it: the ticket, when it was last fetched from Jira
+/// (`None`: only ever written here) and whether Jira deleted it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirroredTicket {
+    pub ticket: JiraTicket,
+    pub fetched_at: Option<DateTime<Utc>>,
+    pub deleted: bool,
+}
+
 /// What the invalidation feed delivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -96,6 +105,28 @@ pub trait Store: Send + Sync + 'static {
         ticket: &TicketUpsert,
         now: DateTime<Utc>,
     ) -> StoreResult<(JiraTicket, bool)>;
+
+    /// The mirror row of a ticket, deleted ones included; `None` if there is none.
+    async fn mirrored_ticket(&self, key: &TicketKey) -> StoreResult<Option<MirroredTicket>>;
+    /// Stores what Jira answered for a ticket, fetched at `fetched_at`, unless the mirror already
+    /// holds a newer version of it (by Jira's `updated`). Returns the ticket the mirror now holds.
+    async fn mirror_ticket(
+        &self,
+        ticket: &JiraTicket,
+        fetched_at: DateTime<Utc>,
+    ) -> StoreResult<JiraTicket>;
+    /// Jira deleted the ticket: it is kept as a tombstone (workflows may name it) and no longer read.
+    async fn mirror_ticket_deleted(&self, key: &TicketKey, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Takes the right to fetch `key` from Jira until `until`, unless another holder has a lease
+    /// that has not expired at `now`: replicas missing one key at once make one Jira call.
+    async fn claim_ticket_fetch(
+        &self,
+        key: &TicketKey,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    async fn release_ticket_fetch(&self, key: &TicketKey, holder: &str) -> StoreResult<()>;
 
     /// Adds entries, replacing those with the same source and url.
     async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<ImportSummary>;

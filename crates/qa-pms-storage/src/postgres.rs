@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use crate::search_sql::{relevance, search_sql};
 use crate::{
-    Backend, ImportSummary, Notice, Store, StoreError, StoreResult, TicketFilter, TicketPage,
+    Backend, ImportSummary, MirroredTicket, Notice, Store, StoreError, StoreResult, TicketFilter,
+    TicketPage,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -127,7 +128,9 @@ impl Store for PostgresStore {
     }
 
     async fn ticket(&self, key: &TicketKey) -> StoreResult<JiraTicket> {
-        let sql = format!("SELECT {TICKET_COLUMNS} FROM jira_tickets WHERE key = $1");
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} FROM jira_tickets WHERE key = $1 AND deleted_at IS NULL"
+        );
         let row = sqlx::query(&sql)
             .bind(key.as_str())
             .fetch_optional(&self.pool)
@@ -137,7 +140,8 @@ impl Store for PostgresStore {
     }
 
     async fn list_tickets(&self, filter: &TicketFilter) -> StoreResult<TicketPage> {
-        let condition = "($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR assignee = $2)";
+        let condition = "deleted_at IS NULL AND ($1::text IS NULL OR status = $1) \
+                         AND ($2::text IS NULL OR assignee = $2)";
         let sql = format!(
             "SELECT {TICKET_COLUMNS} FROM jira_tickets WHERE {condition} \
              ORDER BY key COLLATE \"C\" LIMIT $3 OFFSET $4"
@@ -176,7 +180,7 @@ impl Store for PostgresStore {
                assignee = CASE WHEN $6 THEN $7 ELSE assignee END, \
                priority = CASE WHEN $8 THEN $9 ELSE priority END, \
                updated_at = $10 \
-             WHERE key = $1 RETURNING {TICKET_COLUMNS}"
+             WHERE key = $1 AND deleted_at IS NULL RETURNING {TICKET_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(key.as_str())
@@ -207,7 +211,7 @@ impl Store for PostgresStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (key) DO UPDATE SET summary = EXCLUDED.summary, status = EXCLUDED.status, \
                description = EXCLUDED.description, assignee = EXCLUDED.assignee, \
-               priority = EXCLUDED.priority, updated_at = EXCLUDED.updated_at \
+               priority = EXCLUDED.priority, updated_at = EXCLUDED.updated_at, deleted_at = NULL \
              RETURNING {TICKET_COLUMNS}, (xmax = 0) AS inserted"
         );
         let row = sqlx::query(&sql)
@@ -221,6 +225,95 @@ impl Store for PostgresStore {
             .fetch_one(&self.pool)
             .await?;
         Ok((ticket_from(&row)?, row.try_get("inserted")?))
+    }
+
+    async fn mirrored_ticket(&self, key: &TicketKey) -> StoreResult<Option<MirroredTicket>> {
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS}, fetched_at, deleted_at IS NOT NULL AS deleted \
+             FROM jira_tickets WHERE key = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(MirroredTicket {
+                ticket: ticket_from(&row)?,
+                fetched_at: row.try_get("fetched_at")?,
+                deleted: row.try_get("deleted")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn mirror_ticket(
+        &self,
+        t: &JiraTicket,
+        fetched_at: DateTime<Utc>,
+    ) -> StoreResult<JiraTicket> {
+        sqlx::query(
+            "INSERT INTO jira_tickets \
+               (key, summary, status, description, assignee, priority, updated_at, fetched_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (key) DO UPDATE SET summary = EXCLUDED.summary, status = EXCLUDED.status, \
+               description = EXCLUDED.description, assignee = EXCLUDED.assignee, \
+               priority = EXCLUDED.priority, updated_at = EXCLUDED.updated_at, \
+               fetched_at = EXCLUDED.fetched_at, deleted_at = NULL \
+             WHERE EXCLUDED.updated_at >= jira_tickets.updated_at",
+        )
+        .bind(&t.key)
+        .bind(&t.summary)
+        .bind(&t.status)
+        .bind(&t.description)
+        .bind(&t.assignee)
+        .bind(&t.priority)
+        .bind(t.updated_at)
+        .bind(fetched_at)
+        .execute(&self.pool)
+        .await?;
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM jira_tickets WHERE key = $1");
+        let row = sqlx::query(&sql).bind(&t.key).fetch_one(&self.pool).await?;
+        ticket_from(&row)
+    }
+
+    async fn mirror_ticket_deleted(&self, key: &TicketKey, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE jira_tickets SET deleted_at = $2, fetched_at = $2 WHERE key = $1")
+            .bind(key.as_str())
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_ticket_fetch(
+        &self,
+        key: &TicketKey,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let claimed = sqlx::query(
+            "INSERT INTO jira_fetch_leases (key, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at \
+             WHERE jira_fetch_leases.expires_at < $4",
+        )
+        .bind(key.as_str())
+        .bind(holder)
+        .bind(until)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    async fn release_ticket_fetch(&self, key: &TicketKey, holder: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM jira_fetch_leases WHERE key = $1 AND holder = $2")
+            .bind(key.as_str())
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<ImportSummary> {

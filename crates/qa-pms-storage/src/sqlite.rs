@@ -18,7 +18,10 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
 use crate::search_sql::{relevance, search_sql};
-use crate::{Backend, ImportSummary, Store, StoreError, StoreResult, TicketFilter, TicketPage};
+use crate::{
+    Backend, ImportSummary, MirroredTicket, Store, StoreError, StoreResult, TicketFilter,
+    TicketPage,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -147,7 +150,9 @@ impl Store for SqliteStore {
     }
 
     async fn ticket(&self, key: &TicketKey) -> StoreResult<JiraTicket> {
-        let sql = format!("SELECT {TICKET_COLUMNS} FROM jira_tickets WHERE key = ?1");
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} FROM jira_tickets WHERE key = ?1 AND deleted_at IS NULL"
+        );
         let row = sqlx::query(&sql)
             .bind(key.as_str())
             .fetch_optional(&self.pool)
@@ -157,7 +162,8 @@ impl Store for SqliteStore {
     }
 
     async fn list_tickets(&self, filter: &TicketFilter) -> StoreResult<TicketPage> {
-        let condition = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR assignee = ?2)";
+        let condition =
+            "deleted_at IS NULL AND (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR assignee = ?2)";
         let sql = format!(
             "SELECT {TICKET_COLUMNS} FROM jira_tickets WHERE {condition} ORDER BY key LIMIT ?3 OFFSET ?4"
         );
@@ -195,7 +201,7 @@ impl Store for SqliteStore {
                assignee = CASE WHEN ?6 THEN ?7 ELSE assignee END, \
                priority = CASE WHEN ?8 THEN ?9 ELSE priority END, \
                updated_at = ?10 \
-             WHERE key = ?1 RETURNING {TICKET_COLUMNS}"
+             WHERE key = ?1 AND deleted_at IS NULL RETURNING {TICKET_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(key.as_str())
@@ -238,7 +244,7 @@ impl Store for SqliteStore {
         if !inserted {
             sqlx::query(
                 "UPDATE jira_tickets SET summary = ?2, status = ?3, description = ?4, \
-                 assignee = ?5, priority = ?6, updated_at = ?7 WHERE key = ?1",
+                 assignee = ?5, priority = ?6, updated_at = ?7, deleted_at = NULL WHERE key = ?1",
             )
             .bind(key.as_str())
             .bind(&t.summary)
@@ -251,6 +257,98 @@ impl Store for SqliteStore {
             .await?;
         }
         Ok((self.ticket(key).await?, inserted))
+    }
+
+    async fn mirrored_ticket(&self, key: &TicketKey) -> StoreResult<Option<MirroredTicket>> {
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS}, fetched_at, deleted_at IS NOT NULL AS deleted \
+             FROM jira_tickets WHERE key = ?1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(MirroredTicket {
+                ticket: ticket_from(&row)?,
+                fetched_at: row
+                    .try_get::<Option<i64>, _>("fetched_at")?
+                    .map(time)
+                    .transpose()?,
+                deleted: row.try_get("deleted")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn mirror_ticket(
+        &self,
+        t: &JiraTicket,
+        fetched_at: DateTime<Utc>,
+    ) -> StoreResult<JiraTicket> {
+        sqlx::query(
+            "INSERT INTO jira_tickets \
+               (key, summary, status, description, assignee, priority, updated_at, fetched_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (key) DO UPDATE SET summary = excluded.summary, status = excluded.status, \
+               description = excluded.description, assignee = excluded.assignee, \
+               priority = excluded.priority, updated_at = excluded.updated_at, \
+               fetched_at = excluded.fetched_at, deleted_at = NULL \
+             WHERE excluded.updated_at >= jira_tickets.updated_at",
+        )
+        .bind(&t.key)
+        .bind(&t.summary)
+        .bind(&t.status)
+        .bind(&t.description)
+        .bind(&t.assignee)
+        .bind(&t.priority)
+        .bind(millis(t.updated_at))
+        .bind(millis(fetched_at))
+        .execute(&self.pool)
+        .await?;
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM jira_tickets WHERE key = ?1");
+        let row = sqlx::query(&sql).bind(&t.key).fetch_one(&self.pool).await?;
+        ticket_from(&row)
+    }
+
+    async fn mirror_ticket_deleted(&self, key: &TicketKey, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE jira_tickets SET deleted_at = ?2, fetched_at = ?2 WHERE key = ?1")
+            .bind(key.as_str())
+            .bind(millis(at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_ticket_fetch(
+        &self,
+        key: &TicketKey,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let claimed = sqlx::query(
+            "INSERT INTO jira_fetch_leases (key, holder, expires_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE jira_fetch_leases.expires_at < ?4",
+        )
+        .bind(key.as_str())
+        .bind(holder)
+        .bind(millis(until))
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    async fn release_ticket_fetch(&self, key: &TicketKey, holder: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM jira_fetch_leases WHERE key = ?1 AND holder = ?2")
+            .bind(key.as_str())
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<ImportSummary> {

@@ -13,7 +13,9 @@ use qa_pms_core::{
     CatalogEntry, JiraTicket, Pattern, SearchQuery, SearchResult, TicketKey, TicketPatch,
     TicketUpsert, Workflow, WorkflowTemplate,
 };
-use qa_pms_storage::{Backend, ImportSummary, Store, StoreResult, TicketFilter, TicketPage};
+use qa_pms_storage::{
+    Backend, ImportSummary, MirroredTicket, Store, StoreResult, TicketFilter, TicketPage,
+};
 use uuid::Uuid;
 
 pub struct DelayedTicketReads {
@@ -26,6 +28,15 @@ pub struct DelayedTicketReads {
 }
 
 impl DelayedTicketReads {
+    async fn read_delay(&self) {
+        let (min, max) = (
+            self.min_delay.as_micros() as u64,
+            self.max_delay.as_micros() as u64,
+        );
+        let micros = min + rand::random::<u64>() % (max.saturating_sub(min) + 1);
+        tokio::time::sleep(Duration::from_micros(micros)).await;
+    }
+
     pub fn reads(inner: Arc<dyn Store>, min_delay: Duration, max_delay: Duration) -> Self {
         Self {
             inner,
@@ -52,12 +63,7 @@ impl Store for DelayedTicketReads {
     }
     async fn ticket(&self, key: &TicketKey) -> StoreResult<JiraTicket> {
         let ticket = self.inner.ticket(key).await;
-        let (min, max) = (
-            self.min_delay.as_micros() as u64,
-            self.max_delay.as_micros() as u64,
-        );
-        let micros = min + rand::random::<u64>() % (max.saturating_sub(min) + 1);
-        tokio::time::sleep(Duration::from_micros(micros)).await;
+        self.read_delay().await;
         ticket
     }
     async fn list_tickets(&self, filter: &TicketFilter) -> StoreResult<TicketPage> {
@@ -80,6 +86,33 @@ impl Store for DelayedTicketReads {
         now: DateTime<Utc>,
     ) -> StoreResult<(JiraTicket, bool)> {
         self.inner.put_ticket(key, ticket, now).await
+    }
+    async fn mirrored_ticket(&self, key: &TicketKey) -> StoreResult<Option<MirroredTicket>> {
+        let mirrored = self.inner.mirrored_ticket(key).await;
+        self.read_delay().await;
+        mirrored
+    }
+    async fn mirror_ticket(
+        &self,
+        ticket: &JiraTicket,
+        fetched_at: DateTime<Utc>,
+    ) -> StoreResult<JiraTicket> {
+        self.inner.mirror_ticket(ticket, fetched_at).await
+    }
+    async fn mirror_ticket_deleted(&self, key: &TicketKey, at: DateTime<Utc>) -> StoreResult<()> {
+        self.inner.mirror_ticket_deleted(key, at).await
+    }
+    async fn claim_ticket_fetch(
+        &self,
+        key: &TicketKey,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.inner.claim_ticket_fetch(key, holder, now, until).await
+    }
+    async fn release_ticket_fetch(&self, key: &TicketKey, holder: &str) -> StoreResult<()> {
+        self.inner.release_ticket_fetch(key, holder).await
     }
     async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<ImportSummary> {
         self.inner.import_catalog(entries).await

@@ -1,5 +1,6 @@
 //! One read-through cache: moka underneath, a generation check on top so that a write is never
-//! followed by a read of what it replaced.
+//! followed by a read of what it replaced, and the behaviour trusted of HTTP caches in front of
+//! slow upstreams: refresh ahead, stale-if-error (a grace store) and negative caching.
 //!
 //! # Why generations
 //!
@@ -7,10 +8,15 @@
 //! flight does not stop it: the load then stores the value it read before the write. So every key
 //! maps (by hash) to one of [`STRIPES`] generation counters. A write bumps the key's counter
 //! *after* its commit and *before* its response; a load reads the counter *before* it reads the
-//! database and stores the value tagged with it. An entry is served only while its tag equals the
+//! source and stores the value tagged with it. An entry is served only while its tag equals the
 //! counter, so any value read before a write's commit is never served once that write has
 //! answered. Two keys sharing a stripe only cost each other a reload.
+//!
+//! The same tag guards every other way a value is served: a background refresh stores only what it
+//! loaded under the current generation, and a grace entry (stale-if-error) is served only while
+//! its tag is still the counter's value, so a value a write replaced is never served, stale or not.
 
+use std::any::Any;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
@@ -20,6 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
+use moka::Expiry;
 use serde::Serialize;
 
 use super::stats::{CacheStats, Counters};
@@ -33,6 +40,49 @@ pub const STRIPES: usize = 4096;
 /// it answers from a load of its own and does not store it.
 const MAX_ATTEMPTS: usize = 3;
 
+/// An entry read after this share of its TTL is reloaded in the background (refresh ahead).
+pub const REFRESH_AT: f64 = 0.8;
+
+/// How long a last known value that a failing source fell back to answers before the source is
+/// asked again: at most one load per key and second while an upstream is down.
+pub const FALLBACK_RETRY: Duration = Duration::from_secs(1);
+
+/// What a loader found: the value, how old it already was (a mirror row fetched a while ago), and
+/// whether it is a fallback the loader answered with because its source failed.
+#[derive(Debug)]
+pub struct Fetched<V> {
+    pub value: V,
+    pub age: Duration,
+    /// `Some(status)`: the source failed with that status (RFC 9211 `fwd-status`) and `value` is
+    /// the last known one.
+    pub fallback: Option<u16>,
+}
+
+impl<V> Fetched<V> {
+    /// A value read from the source just now.
+    pub fn fresh(value: V) -> Self {
+        Self::aged(value, Duration::ZERO)
+    }
+
+    /// A value the source fetched `age` ago (it expires that much sooner).
+    pub fn aged(value: V, age: Duration) -> Self {
+        Self {
+            value,
+            age,
+            fallback: None,
+        }
+    }
+
+    /// The last known value, answered because the source failed with `status`.
+    pub fn fallback(value: V, age: Duration, status: u16) -> Self {
+        Self {
+            value,
+            age,
+            fallback: Some(status),
+        }
+    }
+}
+
 /// A cached value and its JSON, serialized once when it was loaded.
 #[derive(Debug)]
 pub struct Cached<V> {
@@ -40,16 +90,31 @@ pub struct Cached<V> {
     json: Bytes,
     generation: u64,
     stored_at: Instant,
+    /// Age of the value when it was loaded.
+    age_at_load: Duration,
+    /// How long it may be served fresh from `stored_at`.
+    lifetime: Duration,
+    fallback: Option<u16>,
+    /// Set once a refresh ahead of expiry was started for this entry.
+    refreshing: AtomicBool,
 }
 
 impl<V: Serialize> Cached<V> {
-    fn new(value: V, generation: u64) -> Result<Self, serde_json::Error> {
-        let json = Bytes::from(serde_json::to_vec(&value)?);
+    fn new(fetched: Fetched<V>, generation: u64, ttl: Duration) -> Result<Self, serde_json::Error> {
+        let json = Bytes::from(serde_json::to_vec(&fetched.value)?);
+        let lifetime = match fetched.fallback {
+            Some(_) => FALLBACK_RETRY,
+            None => ttl.saturating_sub(fetched.age),
+        };
         Ok(Self {
-            value,
+            value: fetched.value,
             json,
             generation,
             stored_at: Instant::now(),
+            age_at_load: fetched.age,
+            lifetime,
+            fallback: fetched.fallback,
+            refreshing: AtomicBool::new(false),
         })
     }
 }
@@ -63,16 +128,83 @@ impl<V> Cached<V> {
     pub fn json(&self) -> &Bytes {
         &self.json
     }
+
+    /// How old the value is: its age when loaded plus the time since.
+    pub fn age(&self) -> Duration {
+        self.age_at_load + self.stored_at.elapsed()
+    }
+
+    fn ttl_left(&self) -> Duration {
+        self.lifetime.saturating_sub(self.stored_at.elapsed())
+    }
+}
+
+/// A remembered "not found" from the source (negative caching): the loader's own error, kept
+/// type-erased because one cache serves loaders of any error type.
+struct Absent {
+    error: Box<dyn Any + Send + Sync>,
+    generation: u64,
+}
+
+/// What moka holds for a key.
+enum Slot<V> {
+    Value(Arc<Cached<V>>),
+    Absent(Arc<Absent>),
+}
+
+impl<V> Clone for Slot<V> {
+    fn clone(&self) -> Self {
+        match self {
+            Slot::Value(cached) => Slot::Value(Arc::clone(cached)),
+            Slot::Absent(absent) => Slot::Absent(Arc::clone(absent)),
+        }
+    }
+}
+
+impl<V> Slot<V> {
+    fn generation(&self) -> u64 {
+        match self {
+            Slot::Value(cached) => cached.generation,
+            Slot::Absent(absent) => absent.generation,
+        }
+    }
+}
+
+/// Per-entry lifetimes: aged values expire sooner, fallbacks and "not found" quickly.
+struct Lifetimes {
+    negative_ttl: Duration,
+}
+
+impl<K, V> Expiry<K, Slot<V>> for Lifetimes {
+    fn expire_after_create(&self, _key: &K, slot: &Slot<V>, _at: Instant) -> Option<Duration> {
+        Some(match slot {
+            Slot::Value(cached) => cached.lifetime,
+            Slot::Absent(_) => self.negative_ttl,
+        })
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &K,
+        slot: &Slot<V>,
+        at: Instant,
+        _left: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, slot, at)
+    }
 }
 
 /// How a lookup was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LookupStatus {
-    /// From an entry already cached, which lives `ttl_left` more at most.
-    Hit { ttl_left: Duration },
+    /// From an entry already cached, which lives `ttl_left` more at most and is `age` old.
+    Hit { ttl_left: Duration, age: Duration },
     /// Loaded for this request (`collapsed`: by a concurrent request this one waited on);
     /// `stored` if the value was kept for later requests.
     Miss { stored: bool, collapsed: bool },
+    /// The source failed with `fwd_status`; answered with the last known value, `age` old, which
+    /// no acknowledged write has replaced (stale-if-error).
+    Stale { age: Duration, fwd_status: u16 },
     /// The cache is turned off (capacity 0).
     Bypass,
 }
@@ -90,15 +222,33 @@ pub struct Lookup<V> {
 }
 
 /// What a load can fail with: the loader's own error, or the serialization of its value.
-pub trait LoadError: Clone + Send + Sync + 'static + From<serde_json::Error> {}
-impl<E: Clone + Send + Sync + 'static + From<serde_json::Error>> LoadError for E {}
+pub trait LoadError: Clone + Send + Sync + 'static + From<serde_json::Error> {
+    /// The source says the key does not exist: remembered for the cache's negative TTL.
+    fn is_not_found(&self) -> bool {
+        false
+    }
 
-pub struct CacheLayer<K, V> {
+    /// `Some(status)` when the source failed in a way a last known value may answer for
+    /// (unreachable, timed out, 5xx, rate-limited): the status this service would answer.
+    fn stale_status(&self) -> Option<u16> {
+        None
+    }
+}
+
+/// Everything a cache shares with its background refreshes.
+struct Inner<K, V> {
+    kind: CacheKind,
     settings: CacheSettings,
-    inner: Option<Cache<K, Arc<Cached<V>>>>,
+    cache: Option<Cache<K, Slot<V>>>,
+    /// Values kept past their TTL for stale-if-error, for `settings.grace`.
+    grace: Option<Cache<K, Arc<Cached<V>>>>,
     generations: Box<[AtomicU64]>,
     hasher: std::hash::RandomState,
     counters: Arc<Counters>,
+}
+
+pub struct CacheLayer<K, V> {
+    inner: Arc<Inner<K, V>>,
 }
 
 impl<K, V> CacheLayer<K, V>
@@ -108,12 +258,15 @@ where
 {
     pub fn new(kind: CacheKind, settings: CacheSettings) -> Self {
         let counters = Arc::new(Counters::default());
-        let inner = (settings.capacity > 0).then(|| {
+        let cache = (settings.capacity > 0).then(|| {
             let listener_counters = Arc::clone(&counters);
             let mut builder = Cache::builder()
                 .name(kind.as_str())
                 .max_capacity(settings.capacity)
                 .time_to_live(settings.ttl)
+                .expire_after(Lifetimes {
+                    negative_ttl: settings.negative_ttl.unwrap_or(Duration::ZERO),
+                })
                 .eviction_listener(move |_key, _value, cause| match cause {
                     RemovalCause::Size => Counters::inc(&listener_counters.evicted_size),
                     RemovalCause::Expired => Counters::inc(&listener_counters.evicted_expired),
@@ -124,52 +277,150 @@ where
             }
             builder.build()
         });
+        let grace = (settings.capacity > 0 && !settings.grace.is_zero()).then(|| {
+            Cache::builder()
+                .max_capacity(settings.capacity)
+                .time_to_live(settings.ttl + settings.grace)
+                .build()
+        });
         Self {
-            settings,
-            inner,
-            generations: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
-            hasher: std::hash::RandomState::new(),
-            counters,
+            inner: Arc::new(Inner {
+                kind,
+                settings,
+                cache,
+                grace,
+                generations: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+                hasher: std::hash::RandomState::new(),
+                counters,
+            }),
         }
     }
 
+    pub fn kind(&self) -> CacheKind {
+        self.inner.kind
+    }
+
     pub fn settings(&self) -> CacheSettings {
-        self.settings
+        self.inner.settings
     }
 
     pub fn is_enabled(&self) -> bool {
-        self.inner.is_some()
+        self.inner.cache.is_some()
     }
 
     /// Answers from the cache, or runs `load` once for all concurrent callers of this key and
-    /// caches what it returns. Errors are returned to every waiting caller and never cached.
+    /// caches what it returns. Errors are returned to every waiting caller and never cached (a
+    /// "not found" is remembered for the negative TTL where one is set); a failure that allows
+    /// it is answered from the grace store.
     pub async fn get_or_load<E, F, Fut>(&self, key: &K, load: F) -> Result<Lookup<V>, E>
     where
         E: LoadError,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        let result = self.lookup(key, load).await;
-        let is_hit = matches!(&result, Ok(lookup) if lookup.status.is_hit());
-        Counters::inc(if is_hit {
-            &self.counters.hits
-        } else {
-            &self.counters.misses
-        });
+        let fetch = || async { load().await.map(Fetched::fresh) };
+        let result = self.inner.lookup(key, &fetch).await;
+        self.inner.count(&result);
         result
+    }
+
+    /// [`Self::get_or_load`] for a loader that can run on a task of its own: a hit in the last
+    /// part of its TTL ([`REFRESH_AT`]) starts one background reload and is served meanwhile, so
+    /// that a hot key never waits for its source. The loader says how old its value is and may
+    /// answer with a fallback when its source fails.
+    pub async fn get_or_fetch<E, F, Fut>(&self, key: &K, fetch: F) -> Result<Lookup<V>, E>
+    where
+        E: LoadError,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Fetched<V>, E>> + Send + 'static,
+    {
+        let result = self.inner.lookup(key, &fetch).await;
+        self.inner.count(&result);
+        if let Ok(Lookup { entry, status }) = &result {
+            if status.is_hit() && self.inner.refresh_due(entry) {
+                tokio::spawn(Arc::clone(&self.inner).refresh(key.clone(), fetch));
+            }
+        }
+        result
+    }
+
+    /// Drops `key` after a write. Call it after the write has committed and before answering.
+    pub async fn invalidate(&self, key: &K) {
+        let inner = &self.inner;
+        inner.generations[inner.stripe(key)].fetch_add(1, SeqCst);
+        if let Some(cache) = &inner.cache {
+            cache.invalidate(key).await;
+        }
+        if let Some(grace) = &inner.grace {
+            grace.invalidate(key).await;
+        }
+        // Counted once done, so that whoever sees the count sees the invalidation in effect.
+        Counters::inc(&inner.counters.invalidations);
+    }
+
+    /// Drops every entry, for writes that may change any of them (a catalog import changes any
+    /// search).
+    pub fn invalidate_all(&self) {
+        let inner = &self.inner;
+        for generation in inner.generations.iter() {
+            generation.fetch_add(1, SeqCst);
+        }
+        if let Some(cache) = &inner.cache {
+            cache.invalidate_all();
+        }
+        if let Some(grace) = &inner.grace {
+            grace.invalidate_all();
+        }
+        Counters::inc(&inner.counters.invalidations);
+    }
+
+    /// Runs moka's pending maintenance: expiry, size eviction and an exact entry count.
+    pub async fn run_pending_tasks(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.run_pending_tasks().await;
+        }
+        if let Some(grace) = &self.inner.grace {
+            grace.run_pending_tasks().await;
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let entries = self.inner.cache.as_ref().map_or(0, Cache::entry_count);
+        self.inner.counters.snapshot(entries)
+    }
+}
+
+impl<K, V> Inner<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Serialize + Send + Sync + 'static,
+{
+    fn count<E>(&self, result: &Result<Lookup<V>, E>) {
+        let counters = &self.counters;
+        match result {
+            Ok(lookup) if lookup.status.is_hit() => Counters::inc(&counters.hits),
+            Ok(Lookup {
+                status: LookupStatus::Stale { .. },
+                ..
+            }) => {
+                Counters::inc(&counters.misses);
+                Counters::inc(&counters.stale_served);
+            }
+            _ => Counters::inc(&counters.misses),
+        }
     }
 
     /// One moka lookup per request: moka's frequency sketch counts every lookup, and a `get`
     /// followed by `try_get_with` on a miss would count missed keys twice and bias admission
     /// towards them (measured: 71.8% instead of 74.4% hits under Zipf(1) at capacity 1,000).
-    async fn lookup<E, F, Fut>(&self, key: &K, load: F) -> Result<Lookup<V>, E>
+    async fn lookup<E, F, Fut>(&self, key: &K, fetch: &F) -> Result<Lookup<V>, E>
     where
         E: LoadError,
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<V, E>>,
+        Fut: Future<Output = Result<Fetched<V>, E>>,
     {
-        let Some(cache) = &self.inner else {
-            return self.load_uncached(&load, LookupStatus::Bypass).await;
+        let Some(cache) = &self.cache else {
+            return self.load_uncached(fetch, LookupStatus::Bypass).await;
         };
         let request_start = Instant::now();
         let stripe = &self.generations[self.stripe(key)];
@@ -178,17 +429,43 @@ where
 
         for _ in 0..MAX_ATTEMPTS {
             let ran_here = AtomicBool::new(false);
-            let entry = cache
+            let slot = cache
                 .try_get_with_by_ref(key, async {
                     ran_here.store(true, SeqCst);
                     let generation = stripe.load(SeqCst);
-                    let value = self.timed(&load).await?;
-                    Ok::<_, E>(Arc::new(Cached::new(value, generation)?))
+                    match self.timed(fetch).await {
+                        Ok(fetched) => {
+                            let cached =
+                                Arc::new(Cached::new(fetched, generation, self.settings.ttl)?);
+                            if cached.fallback.is_none() {
+                                if let Some(grace) = &self.grace {
+                                    grace.insert(key.clone(), Arc::clone(&cached)).await;
+                                }
+                            }
+                            Ok(Slot::Value(cached))
+                        }
+                        Err(error)
+                            if error.is_not_found() && self.settings.negative_ttl.is_some() =>
+                        {
+                            let error = Box::new(error);
+                            Ok(Slot::Absent(Arc::new(Absent { error, generation })))
+                        }
+                        Err(error) => Err(error),
+                    }
                 })
-                .await
-                .map_err(|shared: Arc<E>| (*shared).clone())?;
+                .await;
+            let slot = match slot {
+                Ok(slot) => slot,
+                Err(shared) => {
+                    let error = (*shared).clone();
+                    return match self.from_grace(key, started, &error).await {
+                        Some(lookup) => Ok(lookup),
+                        None => Err(error),
+                    };
+                }
+            };
             let loaded_here = ran_here.load(SeqCst);
-            if entry.generation < started {
+            if slot.generation() < started {
                 // Loaded before a write this request must see (a racing load, or one we waited
                 // on): never served, and dropped so the next attempt loads afresh.
                 Counters::inc(&self.counters.stale_discards);
@@ -197,14 +474,32 @@ where
             }
             // From here the value is a valid answer to this request. It stays cached only if no
             // write has come since it was loaded.
-            let stored = entry.generation == stripe.load(SeqCst);
+            let stored = slot.generation() == stripe.load(SeqCst);
             if !stored {
                 Counters::inc(&self.counters.stale_discards);
                 cache.invalidate(key).await;
             }
-            let status = if !loaded_here && stored && entry.stored_at < request_start {
-                let ttl_left = self.settings.ttl.saturating_sub(entry.stored_at.elapsed());
-                LookupStatus::Hit { ttl_left }
+            let entry = match slot {
+                Slot::Value(entry) => entry,
+                Slot::Absent(absent) => match absent.error.downcast_ref::<E>() {
+                    Some(error) => return Err(error.clone()),
+                    // Stored by a loader of another error type: forget it and load.
+                    None => {
+                        cache.invalidate(key).await;
+                        continue;
+                    }
+                },
+            };
+            let status = if let Some(fwd_status) = entry.fallback {
+                LookupStatus::Stale {
+                    age: entry.age(),
+                    fwd_status,
+                }
+            } else if !loaded_here && stored && entry.stored_at < request_start {
+                LookupStatus::Hit {
+                    ttl_left: entry.ttl_left(),
+                    age: entry.age(),
+                }
             } else {
                 // Loaded by this request, or by a concurrent one it waited on.
                 LookupStatus::Miss {
@@ -220,68 +515,105 @@ where
             stored: false,
             collapsed: false,
         };
-        self.load_uncached(&load, status).await
+        self.load_uncached(fetch, status).await
+    }
+
+    /// Stale-if-error: the last value loaded for `key`, if the failure allows it and no write
+    /// acknowledged before or since this request began has replaced it.
+    async fn from_grace<E: LoadError>(
+        &self,
+        key: &K,
+        started: u64,
+        error: &E,
+    ) -> Option<Lookup<V>> {
+        let fwd_status = error.stale_status()?;
+        let entry = self.grace.as_ref()?.get(key).await?;
+        let current = self.generations[self.stripe(key)].load(SeqCst);
+        (entry.generation >= started && entry.generation == current).then(|| Lookup {
+            status: LookupStatus::Stale {
+                age: entry.age(),
+                fwd_status,
+            },
+            entry,
+        })
     }
 
     /// A load whose value answers this request only and is not stored.
-    async fn load_uncached<E, F, Fut>(&self, load: &F, status: LookupStatus) -> Result<Lookup<V>, E>
+    async fn load_uncached<E, F, Fut>(
+        &self,
+        fetch: &F,
+        status: LookupStatus,
+    ) -> Result<Lookup<V>, E>
     where
         E: LoadError,
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<V, E>>,
+        Fut: Future<Output = Result<Fetched<V>, E>>,
     {
-        let value = self.timed(load).await?;
+        let fetched = self.timed(fetch).await?;
+        let status = match fetched.fallback {
+            Some(fwd_status) => LookupStatus::Stale {
+                age: fetched.age,
+                fwd_status,
+            },
+            None => status,
+        };
         Ok(Lookup {
-            entry: Arc::new(Cached::new(value, 0)?),
+            entry: Arc::new(Cached::new(fetched, 0, self.settings.ttl)?),
             status,
         })
     }
 
-    /// Drops `key` after a write. Call it after the write has committed and before answering.
-    pub async fn invalidate(&self, key: &K) {
-        self.generations[self.stripe(key)].fetch_add(1, SeqCst);
-        if let Some(cache) = &self.inner {
-            cache.invalidate(key).await;
-        }
-        // Counted once done, so that whoever sees the count sees the invalidation in effect.
-        Counters::inc(&self.counters.invalidations);
+    /// True once for an entry read in the last part of its TTL.
+    fn refresh_due(&self, entry: &Cached<V>) -> bool {
+        let due = entry.age().as_secs_f64() >= self.settings.ttl.as_secs_f64() * REFRESH_AT;
+        due && !entry.refreshing.swap(true, SeqCst)
     }
 
-    /// Drops every entry, for writes that may change any of them (a catalog import changes any
-    /// search).
-    pub fn invalidate_all(&self) {
-        for generation in self.generations.iter() {
-            generation.fetch_add(1, SeqCst);
+    /// Reloads `key` ahead of its expiry and stores the value if no write came meanwhile. A failed
+    /// refresh changes nothing: the entry is served until it expires, then loaded as usual.
+    async fn refresh<E, F, Fut>(self: Arc<Self>, key: K, fetch: F)
+    where
+        E: LoadError,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Fetched<V>, E>>,
+    {
+        let (Some(cache), stripe) = (&self.cache, &self.generations[self.stripe(&key)]) else {
+            return;
+        };
+        let generation = stripe.load(SeqCst);
+        let Ok(fetched) = self.timed(&fetch).await else {
+            return;
+        };
+        if fetched.fallback.is_some() {
+            return;
         }
-        if let Some(cache) = &self.inner {
-            cache.invalidate_all();
+        let Ok(cached) = Cached::new(fetched, generation, self.settings.ttl) else {
+            return;
+        };
+        // A write since `generation` was read makes this value unservable (its tag is behind the
+        // counter) even if it lands after the write's invalidation; skip the insert when we know.
+        if stripe.load(SeqCst) != generation {
+            return;
         }
-        Counters::inc(&self.counters.invalidations);
-    }
-
-    /// Runs moka's pending maintenance: expiry, size eviction and an exact entry count.
-    pub async fn run_pending_tasks(&self) {
-        if let Some(cache) = &self.inner {
-            cache.run_pending_tasks().await;
+        let cached = Arc::new(cached);
+        if let Some(grace) = &self.grace {
+            grace.insert(key.clone(), Arc::clone(&cached)).await;
         }
-    }
-
-    pub fn stats(&self) -> CacheStats {
-        let entries = self.inner.as_ref().map_or(0, Cache::entry_count);
-        self.counters.snapshot(entries)
+        cache.insert(key, Slot::Value(cached)).await;
+        Counters::inc(&self.counters.refreshes);
     }
 
     fn stripe(&self, key: &K) -> usize {
         (self.hasher.hash_one(key) % STRIPES as u64) as usize
     }
 
-    async fn timed<E, F, Fut>(&self, load: &F) -> Result<V, E>
+    async fn timed<E, F, Fut>(&self, fetch: &F) -> Result<Fetched<V>, E>
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<V, E>>,
+        Fut: Future<Output = Result<Fetched<V>, E>>,
     {
         let start = Instant::now();
-        let result = load().await;
+        let result = fetch().await;
         self.counters.record_load(start.elapsed());
         result
     }

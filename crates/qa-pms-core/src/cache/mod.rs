@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-pub use layer::{CacheLayer, Cached, LoadError, Lookup, LookupStatus, STRIPES};
+pub use layer::{
+    CacheLayer, Cached, Fetched, LoadError, Lookup, LookupStatus, FALLBACK_RETRY, REFRESH_AT,
+    STRIPES,
+};
 pub use stats::{CacheStats, LOAD_BUCKETS};
 
 use crate::catalog::SearchResult;
@@ -49,12 +52,19 @@ impl fmt::Display for CacheKind {
     }
 }
 
-/// Time to live, time to idle and capacity (in entries) of one cache. Capacity 0 turns it off.
+/// How long a value is kept past its TTL to answer when its source fails (stale-if-error).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// Time to live, time to idle and capacity (in entries) of one cache, how long values are kept
+/// for stale-if-error past their TTL (`grace`, zero: not kept) and how long a "not found" from the
+/// source is remembered (`negative_ttl`, `None`: never). Capacity 0 turns the cache off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheSettings {
     pub ttl: Duration,
     pub tti: Option<Duration>,
     pub capacity: u64,
+    pub grace: Duration,
+    pub negative_ttl: Option<Duration>,
 }
 
 impl CacheSettings {
@@ -66,7 +76,19 @@ impl CacheSettings {
                 None => None,
             },
             capacity,
+            grace: DEFAULT_GRACE,
+            negative_ttl: None,
         }
+    }
+
+    pub const fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    pub const fn with_negative_ttl(mut self, negative_ttl: Duration) -> Self {
+        self.negative_ttl = Some(negative_ttl);
+        self
     }
 }
 
@@ -82,7 +104,8 @@ pub struct CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
-            tickets: CacheSettings::new(300, Some(60), 1_000),
+            tickets: CacheSettings::new(300, Some(60), 1_000)
+                .with_negative_ttl(Duration::from_secs(30)),
             search: CacheSettings::new(120, None, 500),
             metrics: CacheSettings::new(30, None, 50),
             templates: CacheSettings::new(600, None, 100),

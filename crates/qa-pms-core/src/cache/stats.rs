@@ -19,6 +19,10 @@ pub(crate) struct Counters {
     pub invalidations: AtomicU64,
     /// Lookups that dropped a loaded value because a write had overtaken it.
     pub stale_discards: AtomicU64,
+    /// Requests answered with a last known value because the source failed (stale-if-error).
+    pub stale_served: AtomicU64,
+    /// Background reloads ahead of expiry that stored a value.
+    pub refreshes: AtomicU64,
     load_buckets: [AtomicU64; LOAD_BUCKETS.len()],
     load_nanos: AtomicU64,
 }
@@ -57,6 +61,8 @@ impl Counters {
             evicted_expired: self.evicted_expired.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
             stale_discards: self.stale_discards.load(Relaxed),
+            stale_served: self.stale_served.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
         }
     }
 }
@@ -70,7 +76,7 @@ pub struct CacheStats {
     pub hits: u64,
     /// Requests that were not (including those that waited on another request's load).
     pub misses: u64,
-    /// Loads actually run against the database.
+    /// Loads actually run against the source (database or upstream), refreshes included.
     pub loads: u64,
     pub load_seconds_sum: f64,
     /// Cumulative counts of loads at or under each bound of [`LOAD_BUCKETS`].
@@ -82,6 +88,10 @@ pub struct CacheStats {
     /// Lookups that dropped a loaded value because a write had overtaken it (the race where an
     /// invalidation lands while a load is in flight).
     pub stale_discards: u64,
+    /// Requests answered with a last known value because the source failed (stale-if-error).
+    pub stale_served: u64,
+    /// Background reloads ahead of expiry that stored a value (refresh ahead).
+    pub refreshes: u64,
 }
 
 impl CacheStats {
