@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use qa_pms_core::CacheConfig;
+use qa_pms_jira::{JiraConfig, JiraError};
 use qa_pms_storage::Store;
 use tokio::net::TcpListener;
 
@@ -13,15 +14,40 @@ use crate::layers::{self, Limits};
 use crate::routes;
 use crate::state::AppState;
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AppConfig {
     pub cache: CacheConfig,
     pub limits: Limits,
+    /// Jira behind the tickets; `None`: tickets live in the database alone.
+    pub jira: Option<JiraSettings>,
+}
+
+/// Jira Cloud as the source of tickets.
+#[derive(Debug, Clone)]
+pub struct JiraSettings {
+    pub client: JiraConfig,
+    /// Enables `POST /api/v1/webhooks/jira`, whose deliveries must be signed with it.
+    pub webhook_secret: Option<String>,
 }
 
 /// The router and the state behind it (kept so callers can read the caches' stats).
+///
+/// # Panics
+/// If the Jira settings are unusable; [`try_build`] returns that error instead.
 pub fn build(store: Arc<dyn Store>, config: AppConfig) -> (Router, AppState) {
     build_with(store, config, Router::new())
+}
+
+/// [`build`], with unusable Jira settings as an error.
+pub fn try_build(
+    store: Arc<dyn Store>,
+    config: AppConfig,
+    extra: Router<AppState>,
+) -> Result<(Router, AppState), JiraError> {
+    let state = AppState::new(store, &config)?;
+    let routes = routes::router().merge(extra);
+    let router = layers::apply(routes, &state, config.limits).with_state(state.clone());
+    Ok((router, state))
 }
 
 /// [`build`] with `extra` routes served behind the same middleware stack: the load harness adds
@@ -31,10 +57,7 @@ pub fn build_with(
     config: AppConfig,
     extra: Router<AppState>,
 ) -> (Router, AppState) {
-    let state = AppState::new(store, config.cache);
-    let routes = routes::router().merge(extra);
-    let router = layers::apply(routes, &state, config.limits).with_state(state.clone());
-    (router, state)
+    try_build(store, config, extra).unwrap_or_else(|e| panic!("invalid Jira settings: {e}"))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish.

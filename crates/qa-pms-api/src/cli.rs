@@ -1,5 +1,5 @@
-//! The `qa-pms` command line: `serve` (the default), `migrate`, `seed`. Every flag of `serve` has
-//! an environment variable.
+//! The `qa-pms` command line: `serve` (the default), `migrate`, `seed`, `sync jira`. Every flag of
+//! `serve` has an environment variable.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use qa_pms_core::{CacheConfig, CacheKind};
 
-use crate::app::AppConfig;
+use crate::app::{AppConfig, JiraSettings};
 use crate::layers::Limits;
 
 /// The embedded default database: a file in the working directory.
@@ -32,6 +32,87 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Fill an empty database with a large deterministic synthetic dataset.
     Seed(SeedArgs),
+    /// Copy tickets from an upstream into the database once, then exit.
+    #[command(subcommand)]
+    Sync(SyncCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Mirror every Jira issue a JQL search finds (e.g. `--jql 'project = PROJ'`).
+    Jira(SyncJiraArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncJiraArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub jira: JiraArgs,
+    /// The JQL search whose issues are mirrored.
+    #[arg(long)]
+    pub jql: String,
+}
+
+/// Jira Cloud behind the tickets. Without a URL, tickets live in the database alone.
+#[derive(Clone, Default, Args)]
+pub struct JiraArgs {
+    /// The Jira Cloud site, like `https://acme.atlassian.net`.
+    #[arg(long, env = "QA_PMS_JIRA_URL")]
+    pub jira_url: Option<String>,
+    /// The account whose API token is used (Basic auth).
+    #[arg(long, env = "QA_PMS_JIRA_EMAIL", default_value = "")]
+    pub jira_email: String,
+    /// An API token of that account (id.atlassian.com, Security, API tokens).
+    #[arg(
+        long,
+        env = "QA_PMS_JIRA_TOKEN",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub jira_token: String,
+    /// Enables `POST /api/v1/webhooks/jira`; deliveries must carry its HMAC in `X-Hub-Signature`.
+    #[arg(long, env = "QA_PMS_JIRA_WEBHOOK_SECRET", hide_env_values = true)]
+    pub jira_webhook_secret: Option<String>,
+    /// Longest a Jira call may take, retries included (then 504, or the last known value).
+    #[arg(long, env = "QA_PMS_JIRA_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub jira_timeout: Duration,
+    /// Most requests per second sent to Jira.
+    #[arg(long, env = "QA_PMS_JIRA_MAX_RPS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub jira_max_rps: u32,
+}
+
+/// Secrets stay out of logs and error messages.
+impl std::fmt::Debug for JiraArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JiraArgs")
+            .field("jira_url", &self.jira_url)
+            .field("jira_email", &self.jira_email)
+            .field("jira_timeout", &self.jira_timeout)
+            .field("jira_max_rps", &self.jira_max_rps)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JiraArgs {
+    /// The Jira settings, if a URL is given; an error if the rest is missing.
+    pub fn settings(&self) -> anyhow::Result<Option<JiraSettings>> {
+        let Some(url) = &self.jira_url else {
+            return Ok(None);
+        };
+        if self.jira_email.is_empty() || self.jira_token.is_empty() {
+            anyhow::bail!(
+                "QA_PMS_JIRA_URL is set: QA_PMS_JIRA_EMAIL and QA_PMS_JIRA_TOKEN are needed too"
+            );
+        }
+        let mut client = qa_pms_jira::JiraConfig::new(url, &self.jira_email, &self.jira_token);
+        client.timeout = self.jira_timeout;
+        client.max_rps = self.jira_max_rps;
+        Ok(Some(JiraSettings {
+            client,
+            webhook_secret: self.jira_webhook_secret.clone().filter(|s| !s.is_empty()),
+        }))
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -71,17 +152,20 @@ pub struct ServeArgs {
     pub body_limit: usize,
     #[command(flatten)]
     pub cache: CacheArgs,
+    #[command(flatten)]
+    pub jira: JiraArgs,
 }
 
 impl ServeArgs {
-    pub fn app_config(&self) -> AppConfig {
-        AppConfig {
+    pub fn app_config(&self) -> anyhow::Result<AppConfig> {
+        Ok(AppConfig {
             cache: self.cache.config(),
             limits: Limits {
                 request_timeout: self.request_timeout,
                 body_limit: self.body_limit,
             },
-        }
+            jira: self.jira.settings()?,
+        })
     }
 }
 
@@ -113,32 +197,47 @@ pub struct CacheArgs {
     pub cache_templates_tti: Option<Duration>,
     #[arg(long, env = "QA_PMS_CACHE_TEMPLATES_CAPACITY")]
     pub cache_templates_capacity: Option<u64>,
+    /// How long a "not found" for a ticket is remembered (30s).
+    #[arg(long, env = "QA_PMS_CACHE_TICKETS_NEGATIVE_TTL", value_parser = humantime::parse_duration)]
+    pub cache_tickets_negative_ttl: Option<Duration>,
+    #[arg(long, env = "QA_PMS_CACHE_TICKETS_GRACE", value_parser = humantime::parse_duration)]
+    pub cache_tickets_grace: Option<Duration>,
+    #[arg(long, env = "QA_PMS_CACHE_SEARCH_GRACE", value_parser = humantime::parse_duration)]
+    pub cache_search_grace: Option<Duration>,
+    #[arg(long, env = "QA_PMS_CACHE_METRICS_GRACE", value_parser = humantime::parse_duration)]
+    pub cache_metrics_grace: Option<Duration>,
+    #[arg(long, env = "QA_PMS_CACHE_TEMPLATES_GRACE", value_parser = humantime::parse_duration)]
+    pub cache_templates_grace: Option<Duration>,
 }
 
 impl CacheArgs {
     pub fn config(&self) -> CacheConfig {
         let mut config = CacheConfig::default();
         for kind in CacheKind::ALL {
-            let (ttl, tti, capacity) = match kind {
+            let (ttl, tti, capacity, grace) = match kind {
                 CacheKind::Tickets => (
                     self.cache_tickets_ttl,
                     self.cache_tickets_tti,
                     self.cache_tickets_capacity,
+                    self.cache_tickets_grace,
                 ),
                 CacheKind::Search => (
                     self.cache_search_ttl,
                     self.cache_search_tti,
                     self.cache_search_capacity,
+                    self.cache_search_grace,
                 ),
                 CacheKind::Metrics => (
                     self.cache_metrics_ttl,
                     self.cache_metrics_tti,
                     self.cache_metrics_capacity,
+                    self.cache_metrics_grace,
                 ),
                 CacheKind::Templates => (
                     self.cache_templates_ttl,
                     self.cache_templates_tti,
                     self.cache_templates_capacity,
+                    self.cache_templates_grace,
                 ),
             };
             let settings = config.get_mut(kind);
@@ -151,6 +250,12 @@ impl CacheArgs {
             if let Some(capacity) = capacity {
                 settings.capacity = capacity;
             }
+            if let Some(grace) = grace {
+                settings.grace = grace;
+            }
+        }
+        if let Some(negative_ttl) = self.cache_tickets_negative_ttl {
+            config.tickets.negative_ttl = Some(negative_ttl);
         }
         config
     }
@@ -205,7 +310,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?;
         tracing::info!(?report, "loaded the demo dataset");
     }
-    let (router, state) = crate::app::build(store.clone(), args.app_config());
+    let (router, state) =
+        crate::app::try_build(store.clone(), args.app_config()?, axum::Router::new())
+            .context("invalid Jira settings")?;
+    if let crate::tickets::TicketSource::Jira(_) = state.tickets {
+        tracing::info!(
+            jira = args.jira.jira_url.as_deref().unwrap_or_default(),
+            webhooks = state.jira_webhook_secret.is_some(),
+            "tickets come from Jira, mirrored in the database"
+        );
+    }
     if crate::invalidation::listen(state).await? {
         tracing::info!("listening for the other replicas' cache invalidations");
     }
@@ -220,6 +334,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     crate::app::serve(listener, router, crate::app::shutdown_signal()).await?;
     Ok(())
+}
+
+pub async fn sync(command: SyncCommand) -> anyhow::Result<()> {
+    match command {
+        SyncCommand::Jira(args) => {
+            let Some(settings) = args.jira.settings()? else {
+                anyhow::bail!("set QA_PMS_JIRA_URL (or --jira-url) to sync from Jira");
+            };
+            let store = open(&args.database).await?;
+            let client = qa_pms_jira::JiraClient::new(settings.client)?;
+            let started = std::time::Instant::now();
+            let report = crate::sync::sync_jira(&client, store.as_ref(), &args.jql).await?;
+            println!(
+                "mirrored {} tickets from {} page(s) of Jira search results in {:.1?}",
+                report.tickets,
+                report.pages,
+                started.elapsed()
+            );
+            Ok(())
+        }
+    }
 }
 
 pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<()> {
@@ -276,6 +411,31 @@ mod tests {
         let cli = Cli::try_parse_from(["qa-pms", "--listen", "127.0.0.1:0"]).unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.listen.port(), 0);
+    }
+
+    #[test]
+    fn jira_needs_credentials_with_its_url_and_is_off_without_it() {
+        let off = Cli::try_parse_from(["qa-pms"]).unwrap();
+        assert!(off.serve.jira.settings().unwrap().is_none());
+        let partial =
+            Cli::try_parse_from(["qa-pms", "--jira-url", "https://acme.atlassian.net"]).unwrap();
+        assert!(partial.serve.jira.settings().is_err());
+        let full = Cli::try_parse_from([
+            "qa-pms",
+            "--jira-url",
+            "https://acme.atlassian.net",
+            "--jira-email",
+            "qa@acme.test",
+            "--jira-token",
+            "secret-token",
+            "--jira-max-rps",
+            "3",
+        ])
+        .unwrap();
+        let settings = full.serve.jira.settings().unwrap().unwrap();
+        assert_eq!(settings.client.max_rps, 3);
+        assert_eq!(settings.client.timeout, Duration::from_secs(5));
+        assert!(!format!("{:?}", full.serve.jira).contains("secret-token"));
     }
 
     #[test]

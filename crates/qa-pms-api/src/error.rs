@@ -30,6 +30,17 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the database is unavailable")]
     Unavailable,
+    /// An upstream (Jira) answered something unusable or refused our credentials: 502.
+    #[error("{0}")]
+    BadGateway(String),
+    /// An upstream is down, rate-limited beyond our budget, or its circuit is open: 503.
+    #[error("{0}")]
+    UpstreamUnavailable(String),
+    /// An upstream did not answer within its timeout: 504.
+    #[error("{0}")]
+    GatewayTimeout(String),
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("the request took too long")]
     Timeout,
     #[error("internal error: {0}")]
@@ -46,7 +57,12 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Timeout | ApiError::UpstreamUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,6 +77,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Unavailable => "unavailable",
+            ApiError::BadGateway(_) => "bad_gateway",
+            ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
+            ApiError::GatewayTimeout(_) => "upstream_timeout",
+            ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Timeout => "timeout",
             ApiError::Internal(_) => "internal",
         }
@@ -184,6 +204,25 @@ mod tests {
         ];
         for (e, status) in cases {
             assert_eq!(ApiError::from(e).status(), status);
+        }
+    }
+
+    #[test]
+    fn upstream_errors_are_gateway_statuses() {
+        let cases = [
+            (ApiError::BadGateway("x".into()), StatusCode::BAD_GATEWAY),
+            (
+                ApiError::UpstreamUnavailable("x".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                ApiError::GatewayTimeout("x".into()),
+                StatusCode::GATEWAY_TIMEOUT,
+            ),
+            (ApiError::Unauthorized("x".into()), StatusCode::UNAUTHORIZED),
+        ];
+        for (e, status) in cases {
+            assert_eq!(e.status(), status);
         }
     }
 

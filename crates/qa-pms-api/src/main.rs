@@ -22,5 +22,6 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => qa_pms_api::cli::serve(*args).await,
         Some(Command::Migrate(args)) => qa_pms_api::cli::migrate(args).await,
         Some(Command::Seed(args)) => qa_pms_api::cli::seed(args).await,
+        Some(Command::Sync(command)) => qa_pms_api::cli::sync(command).await,
     }
 }

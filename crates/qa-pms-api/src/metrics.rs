@@ -14,6 +14,7 @@ use prometheus::{
 };
 use qa_pms_core::cache::LOAD_BUCKETS;
 use qa_pms_core::{AppCache, CacheKind};
+use qa_pms_upstream::{Upstream, DURATION_BUCKETS};
 
 const HTTP_BUCKETS: [f64; 16] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -27,7 +28,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(cache: Arc<AppCache>) -> Self {
+    pub fn new(cache: Arc<AppCache>, upstreams: Vec<Upstream>) -> Self {
         let registry = Registry::new();
         let http_requests = IntCounterVec::new(
             Opts::new("qa_pms_http_requests_total", "HTTP requests answered."),
@@ -51,6 +52,9 @@ impl Metrics {
             .expect("registered once");
         registry
             .register(Box::new(CacheCollector::new(cache)))
+            .expect("registered once");
+        registry
+            .register(Box::new(UpstreamCollector::new(upstreams)))
             .expect("registered once");
         Self {
             registry,
@@ -83,7 +87,7 @@ struct CacheCollector {
     descs: Vec<Desc>,
 }
 
-const FAMILIES: [(&str, &str); 9] = [
+const FAMILIES: [(&str, &str); 11] = [
     (
         "qa_pms_cache_hits_total",
         "Requests answered from an entry already cached.",
@@ -114,6 +118,14 @@ const FAMILIES: [(&str, &str); 9] = [
     ),
     ("qa_pms_cache_entries", "Entries held by a cache now."),
     ("qa_pms_cache_capacity", "Most entries a cache may hold."),
+    (
+        "qa_pms_cache_stale_served_total",
+        "Requests answered with a last known value because the source failed (stale-if-error).",
+    ),
+    (
+        "qa_pms_cache_refreshes_total",
+        "Background reloads ahead of expiry that stored a value (refresh ahead).",
+    ),
 ];
 
 impl CacheCollector {
@@ -140,6 +152,15 @@ impl CacheCollector {
 
 fn family(index: usize, kind: MetricType, metrics: Vec<proto::Metric>) -> proto::MetricFamily {
     let (name, help) = FAMILIES[index];
+    named_family(name, help, kind, metrics)
+}
+
+fn named_family(
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    metrics: Vec<proto::Metric>,
+) -> proto::MetricFamily {
     let mut family = proto::MetricFamily::default();
     family.set_name(name.to_owned());
     family.set_help(help.to_owned());
@@ -224,6 +245,8 @@ impl Collector for CacheCollector {
             per_family[6].push(counter(&label, stats.stale_discards));
             per_family[7].push(gauge(&label, stats.entries));
             per_family[8].push(gauge(&label, capacity));
+            per_family[9].push(counter(&label, stats.stale_served));
+            per_family[10].push(counter(&label, stats.refreshes));
         }
         per_family
             .into_iter()
@@ -236,6 +259,103 @@ impl Collector for CacheCollector {
                 };
                 family(i, kind, metrics)
             })
+            .collect()
+    }
+}
+
+/// Reads each upstream's counters (Jira, when configured) into metric families at scrape time.
+struct UpstreamCollector {
+    upstreams: Vec<Upstream>,
+    descs: Vec<Desc>,
+}
+
+const UPSTREAM_FAMILIES: [(&str, &str, &[&str]); 3] = [
+    (
+        "qa_pms_upstream_requests_total",
+        "HTTP requests to an upstream, by how they ended.",
+        &["upstream", "outcome"],
+    ),
+    (
+        "qa_pms_upstream_request_duration_seconds",
+        "Duration of each HTTP request to an upstream.",
+        &["upstream"],
+    ),
+    (
+        "qa_pms_upstream_circuit_open",
+        "1 while an upstream's circuit breaker refuses calls.",
+        &["upstream"],
+    ),
+];
+
+impl UpstreamCollector {
+    fn new(upstreams: Vec<Upstream>) -> Self {
+        let descs = UPSTREAM_FAMILIES
+            .iter()
+            .map(|(name, help, labels)| {
+                Desc::new(
+                    (*name).to_owned(),
+                    (*help).to_owned(),
+                    labels.iter().map(|l| (*l).to_owned()).collect(),
+                    Default::default(),
+                )
+                .expect("static metric definition")
+            })
+            .collect();
+        Self { upstreams, descs }
+    }
+}
+
+impl Collector for UpstreamCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<proto::MetricFamily> {
+        if self.upstreams.is_empty() {
+            return Vec::new();
+        }
+        let (mut requests, mut durations, mut circuits) = (Vec::new(), Vec::new(), Vec::new());
+        for upstream in &self.upstreams {
+            let stats = upstream.stats();
+            for (outcome, count) in stats.requests {
+                requests.push(counter(
+                    &[("upstream", stats.name), ("outcome", outcome.as_str())],
+                    count,
+                ));
+            }
+            let mut histogram = proto::Histogram::default();
+            histogram.set_sample_count(stats.duration_count);
+            histogram.set_sample_sum(stats.duration_sum_seconds);
+            histogram.set_bucket(
+                DURATION_BUCKETS
+                    .iter()
+                    .zip(stats.duration_buckets)
+                    .map(|(bound, count)| {
+                        let mut bucket = proto::Bucket::default();
+                        bucket.set_upper_bound(*bound);
+                        bucket.set_cumulative_count(count);
+                        bucket
+                    })
+                    .collect(),
+            );
+            let mut metric = labelled(&[("upstream", stats.name)]);
+            metric.set_histogram(histogram);
+            durations.push(metric);
+            circuits.push(gauge(
+                &[("upstream", stats.name)],
+                u64::from(stats.circuit_open),
+            ));
+        }
+        let kinds = [
+            MetricType::COUNTER,
+            MetricType::HISTOGRAM,
+            MetricType::GAUGE,
+        ];
+        UPSTREAM_FAMILIES
+            .iter()
+            .zip(kinds)
+            .zip([requests, durations, circuits])
+            .map(|(((name, help, _), kind), metrics)| named_family(name, help, kind, metrics))
             .collect()
     }
 }

@@ -1,14 +1,18 @@
-//! The one `Clone` state every handler receives: storage, caches, metrics.
+//! The one `Clone` state every handler receives: storage, caches, the ticket source (database or
+//! Jira), metrics.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use qa_pms_core::{AppCache, CacheConfig};
+use qa_pms_core::AppCache;
+use qa_pms_jira::JiraClient;
 use qa_pms_storage::Store;
 
+use crate::app::AppConfig;
 use crate::error::ApiError;
 use crate::invalidation::Invalidation;
 use crate::metrics::Metrics;
+use crate::tickets::{JiraTickets, TicketSource};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,18 +21,39 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// This process among the replicas: its own published invalidations are not applied twice.
     pub instance: Arc<str>,
+    pub tickets: TicketSource,
+    /// Set when Jira webhooks are accepted (Jira and a webhook secret configured).
+    pub jira_webhook_secret: Option<Arc<[u8]>>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, cache: CacheConfig) -> Self {
-        let cache = Arc::new(AppCache::new(cache));
-        let metrics = Arc::new(Metrics::new(Arc::clone(&cache)));
-        Self {
+    pub fn new(store: Arc<dyn Store>, config: &AppConfig) -> Result<Self, qa_pms_jira::JiraError> {
+        let cache = Arc::new(AppCache::new(config.cache));
+        let instance: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
+        let mut upstreams = Vec::new();
+        let (tickets, jira_webhook_secret) = match &config.jira {
+            None => (TicketSource::Database, None),
+            Some(jira) => {
+                let client = JiraClient::new(jira.client.clone())?;
+                upstreams.push(client.upstream().clone());
+                let source =
+                    JiraTickets::new(client, config.cache.tickets.ttl, Arc::clone(&instance));
+                let secret = jira
+                    .webhook_secret
+                    .as_deref()
+                    .map(|secret| Arc::from(secret.as_bytes()));
+                (TicketSource::Jira(Arc::new(source)), secret)
+            }
+        };
+        let metrics = Arc::new(Metrics::new(Arc::clone(&cache), upstreams));
+        Ok(Self {
             store,
             cache,
             metrics,
-            instance: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
-        }
+            instance,
+            tickets,
+            jira_webhook_secret,
+        })
     }
 }
 

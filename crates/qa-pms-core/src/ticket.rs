@@ -110,6 +110,19 @@ impl TicketUpsert {
     }
 }
 
+impl TicketUpsert {
+    /// The same change as a patch that sets every field (absent optional fields are cleared).
+    pub fn into_patch(self) -> TicketPatch {
+        TicketPatch {
+            summary: Some(self.summary),
+            status: Some(self.status),
+            description: Some(self.description),
+            assignee: Some(self.assignee),
+            priority: Some(self.priority),
+        }
+    }
+}
+
 /// A partial update for `PATCH /api/v1/tickets/{key}`.
 ///
 /// An absent field is left unchanged; `null` clears a nullable field. `summary` and `status` are

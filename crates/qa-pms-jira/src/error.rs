@@ -59,18 +59,14 @@ impl ErrorCollection {
 /// The message of a 4xx body: Jira's error collection if it is one, else the start of the body,
 /// else the status line.
 pub(crate) fn error_message(status: reqwest::StatusCode, body: &[u8]) -> String {
-    let collected = serde_json::from_slice::<ErrorCollection>(body)
-        .map(|errors| errors.message())
-        .unwrap_or_default();
-    if !collected.is_empty() {
-        return collected;
-    }
-    let text = String::from_utf8_lossy(body);
-    let text = crate::bound(text.trim(), 200);
-    if text.is_empty() {
+    let message = match serde_json::from_slice::<ErrorCollection>(body) {
+        Ok(errors) => errors.message(),
+        Err(_) => crate::bound(String::from_utf8_lossy(body).trim(), 200),
+    };
+    if message.is_empty() {
         status.to_string()
     } else {
-        text
+        message
     }
 }
 
@@ -80,7 +76,8 @@ mod tests {
 
     #[test]
     fn jira_messages_and_field_errors_are_joined() {
-        let body = br#"{"errorMessages":["Nope."],"errors":{"summary":"too long","assignee":"unknown"}}"#;
+        let body =
+            br#"{"errorMessages":["Nope."],"errors":{"summary":"too long","assignee":"unknown"}}"#;
         let message = error_message(reqwest::StatusCode::BAD_REQUEST, body);
         assert_eq!(message, "Nope.; assignee: unknown; summary: too long");
     }

@@ -89,7 +89,9 @@ impl Breaker {
             }
             (_, true, Verdict::Failure) => {
                 tracing::warn!(upstream = self.name, cooldown = ?self.cooldown, "circuit open again: the probe failed");
-                State::Open { until: Instant::now() + self.cooldown }
+                State::Open {
+                    until: Instant::now() + self.cooldown,
+                }
             }
             (_, true, Verdict::Neutral) => State::HalfOpen { probing: false },
             // Calls let through while closed only move the count while still closed.
@@ -98,7 +100,9 @@ impl Breaker {
                 let failures = failures + 1;
                 if failures >= self.threshold {
                     tracing::warn!(upstream = self.name, failures, cooldown = ?self.cooldown, "circuit open");
-                    State::Open { until: Instant::now() + self.cooldown }
+                    State::Open {
+                        until: Instant::now() + self.cooldown,
+                    }
                 } else {
                     State::Closed { failures }
                 }
@@ -153,7 +157,10 @@ mod tests {
         wait_out_the_cooldown().await;
         let probe = breaker.try_acquire();
         assert!(probe.is_some());
-        assert!(breaker.try_acquire().is_none(), "a second caller is refused");
+        assert!(
+            breaker.try_acquire().is_none(),
+            "a second caller is refused"
+        );
 
         drop(probe);
         assert!(breaker.is_open());

@@ -221,31 +221,47 @@ impl Upstream {
             if attempt >= max_attempts || Instant::now() + wait >= deadline {
                 return Err(failed.into_error().await);
             }
-            tracing::warn!(upstream = name, attempt, ?wait, outcome = outcome.as_str(), "retrying");
+            tracing::warn!(
+                upstream = name,
+                attempt,
+                ?wait,
+                outcome = outcome.as_str(),
+                "retrying"
+            );
             tokio::time::sleep(wait).await;
         }
     }
 
     /// Waits out a 429 pause and then for a permit of the rate budget, or says why the deadline
-    /// does not leave time for it.
+    /// does not leave time for it. A pause set by another caller while we queued for the permit
+    /// is waited out too.
     async fn wait_for_budget(&self, deadline: Instant) -> Option<UpstreamError> {
-        let paused_until = *self
+        loop {
+            if let Some(until) = self.paused_until() {
+                if until >= deadline {
+                    let retry_after = Some(until.saturating_duration_since(Instant::now()));
+                    return Some(UpstreamError::RateLimited { retry_after });
+                }
+                tokio::time::sleep_until(until).await;
+            }
+            let permit = tokio::time::timeout_at(deadline, self.inner.limiter.until_ready()).await;
+            if permit.is_err() || Instant::now() >= deadline {
+                return Some(UpstreamError::Timeout);
+            }
+            if self.paused_until().is_none() {
+                return None;
+            }
+        }
+    }
+
+    /// The end of the current 429 pause, if one is running.
+    fn paused_until(&self) -> Option<Instant> {
+        let paused = *self
             .inner
             .paused_until
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(until) = paused_until.filter(|until| *until > Instant::now()) {
-            if until >= deadline {
-                let retry_after = Some(until.saturating_duration_since(Instant::now()));
-                return Some(UpstreamError::RateLimited { retry_after });
-            }
-            tokio::time::sleep_until(until).await;
-        }
-        let permit = tokio::time::timeout_at(deadline, self.inner.limiter.until_ready()).await;
-        match permit {
-            Ok(()) if Instant::now() < deadline => None,
-            _ => Some(UpstreamError::Timeout),
-        }
+        paused.filter(|until| *until > Instant::now())
     }
 
     /// Classifies one attempt: its outcome for the counters, and whether to retry.
@@ -267,7 +283,10 @@ impl Upstream {
             }
             Err(err) => {
                 let error = UpstreamError::Connect(error::error_chain(&err));
-                return (Outcome::ConnectError, Step::Retry(jittered(), Failed::Error(error)));
+                return (
+                    Outcome::ConnectError,
+                    Step::Retry(jittered(), Failed::Error(error)),
+                );
             }
         };
         let status = response.status();
@@ -287,7 +306,10 @@ impl Upstream {
             (Outcome::RateLimited, Step::Retry(wait, failed))
         } else if status.is_server_error() {
             let wait = jittered();
-            (Outcome::ServerError, Step::Retry(wait, Failed::ServerError(response)))
+            (
+                Outcome::ServerError,
+                Step::Retry(wait, Failed::ServerError(response)),
+            )
         } else if status.is_client_error() {
             (Outcome::ClientError, Step::Done(Ok(response)))
         } else {
@@ -304,7 +326,11 @@ impl Upstream {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if paused.is_none_or(|current| current < until) {
-            tracing::warn!(upstream = self.name(), ?wait, "rate limited: pausing all requests");
+            tracing::warn!(
+                upstream = self.name(),
+                ?wait,
+                "rate limited: pausing all requests"
+            );
             *paused = Some(until);
         }
     }

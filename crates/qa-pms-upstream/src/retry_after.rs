@@ -9,7 +9,11 @@ pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The wait from the first of `names` that holds a usable value: a number of seconds, or an HTTP
 /// date (a date in the past means "now"). Capped at [`MAX_RETRY_AFTER`].
-pub(crate) fn retry_after(headers: &HeaderMap, names: &[&str], now: SystemTime) -> Option<Duration> {
+pub(crate) fn retry_after(
+    headers: &HeaderMap,
+    names: &[&str],
+    now: SystemTime,
+) -> Option<Duration> {
     names.iter().find_map(|name| {
         let value = headers.get(*name)?.to_str().ok()?;
         parse(value.trim(), now).map(|wait| wait.min(MAX_RETRY_AFTER))
@@ -37,7 +41,10 @@ mod tests {
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            map.insert(*name, HeaderValue::from_str(value).unwrap_or_else(|_| unreachable!()));
+            map.insert(
+                *name,
+                HeaderValue::from_str(value).unwrap_or_else(|_| unreachable!()),
+            );
         }
         map
     }
@@ -63,7 +70,10 @@ mod tests {
         );
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
         let map = headers(&[("retry-after", &earlier)]);
-        assert_eq!(retry_after(&map, &["retry-after"], now), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after(&map, &["retry-after"], now),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]
@@ -75,6 +85,9 @@ mod tests {
             assert_eq!(retry_after(&map, &["retry-after"], now), None, "{junk}");
         }
         let map = headers(&[("retry-after", "99999999999999")]);
-        assert_eq!(retry_after(&map, &["retry-after"], now), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            retry_after(&map, &["retry-after"], now),
+            Some(MAX_RETRY_AFTER)
+        );
     }
 }

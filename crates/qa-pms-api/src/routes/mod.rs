@@ -5,7 +5,8 @@ mod dashboard;
 mod health;
 mod search;
 mod templates;
-mod tickets;
+pub(crate) mod tickets;
+mod webhooks;
 mod workflows;
 
 use axum::http::Uri;
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .merge(dashboard::router())
         .merge(templates::router())
         .merge(workflows::router())
+        .merge(webhooks::router())
         .fallback(|uri: Uri| async move { ApiError::NotFound(format!("route {}", uri.path())) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }

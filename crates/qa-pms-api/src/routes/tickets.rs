@@ -1,4 +1,6 @@
-//! `/api/v1/tickets`: read a ticket through the cache; list; PATCH and PUT, which invalidate it.
+//! `/api/v1/tickets`: read a ticket through the cache (from the database or Jira, see
+//! `crate::tickets`); list; PATCH and PUT, which write (to Jira first, when configured) and
+//! invalidate it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,6 +16,7 @@ use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
 use crate::invalidation::Invalidation;
 use crate::state::AppState;
+use crate::tickets::{TicketError, TicketSource};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,11 +30,23 @@ async fn fetch(
 ) -> Cached<JiraTicket> {
     let lookup = async {
         let Path(key) = key?;
-        let store = &state.store;
-        let lookup = state.cache.tickets.get_or_load(&key, || store.ticket(&key));
-        Ok(lookup.await?)
+        Ok(read(&state, &key).await?)
     };
     Cached(lookup.await)
+}
+
+/// One ticket through the tickets cache: what `GET` answers, and how a workflow's ticket is
+/// checked (with Jira, that also mirrors it).
+pub async fn read(
+    state: &AppState,
+    key: &TicketKey,
+) -> Result<qa_pms_core::cache::Lookup<JiraTicket>, TicketError> {
+    let (source, store, owned_key) = (state.tickets.clone(), state.store.clone(), key.clone());
+    let load = move || {
+        let (source, store, key) = (source.clone(), store.clone(), owned_key.clone());
+        async move { source.fetch(store.as_ref(), &key).await }
+    };
+    state.cache.tickets.get_or_fetch(key, load).await
 }
 
 async fn patch(
@@ -43,7 +58,14 @@ async fn patch(
     let patch = patch.validate()?;
     let ticket = state
         .write(|state| async move {
-            let written = state.store.patch_ticket(&key, &patch, Utc::now()).await;
+            let written = match &state.tickets {
+                TicketSource::Database => state
+                    .store
+                    .patch_ticket(&key, &patch, Utc::now())
+                    .await
+                    .map_err(TicketError::from),
+                TicketSource::Jira(jira) => jira.patch(state.store.as_ref(), &key, &patch).await,
+            };
             // Even a failed write may have committed: drop the entry either way.
             state.invalidate(Invalidation::Ticket(key)).await;
             Ok(written?)
@@ -59,6 +81,12 @@ async fn put(
 ) -> Result<(StatusCode, Json<JiraTicket>), ApiError> {
     let key = TicketKey::parse(&key)?;
     let body = body.validate()?;
+    if let TicketSource::Jira(_) = state.tickets {
+        // Jira owns its tickets: a PUT replaces every field of an existing one there.
+        return patch(State(state), Path(key.to_string()), Json(body.into_patch()))
+            .await
+            .map(|ticket| (StatusCode::OK, ticket));
+    }
     let (ticket, created) = state
         .write(|state| async move {
             let written = state.store.put_ticket(&key, &body, Utc::now()).await;

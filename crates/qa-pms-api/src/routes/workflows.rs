@@ -43,7 +43,7 @@ async fn start(
 ) -> Result<(StatusCode, Json<Workflow>), ApiError> {
     let key = TicketKey::parse(&request.ticket_key)?;
     let template = state.store.template(request.template_id).await?;
-    state.store.ticket(&key).await?;
+    super::tickets::read(&state, &key).await?;
     let workflow = Workflow::start(&template, key.to_string(), Utc::now(), Uuid::new_v4());
     let workflow = state
         .write(|state| async move {

@@ -26,7 +26,10 @@ fn too_many(header: &str, value: &str) -> ResponseTemplate {
 
 #[tokio::test]
 async fn a_429_with_retry_after_makes_the_next_request_wait_for_it() {
-    let responder = Scripted::new(vec![too_many("Retry-After", "1"), ResponseTemplate::new(200)]);
+    let responder = Scripted::new(vec![
+        too_many("Retry-After", "1"),
+        ResponseTemplate::new(200),
+    ]);
     let server = serve(&responder).await;
     let upstream = Upstream::new(config(Duration::from_secs(5)));
 
@@ -35,7 +38,11 @@ async fn a_429_with_retry_after_makes_the_next_request_wait_for_it() {
     assert_eq!(response.status(), 200);
     let times = responder.times();
     assert_eq!(times.len(), 2);
-    assert!(times[1] - times[0] >= ONE_SECOND_LESS_SLACK, "{:?}", times[1] - times[0]);
+    assert!(
+        times[1] - times[0] >= ONE_SECOND_LESS_SLACK,
+        "{:?}",
+        times[1] - times[0]
+    );
     assert_eq!(upstream.stats().count(Outcome::RateLimited), 1);
 }
 
@@ -54,12 +61,19 @@ async fn alternative_retry_header_names_are_honoured() {
 
     assert_eq!(response.status(), 200);
     let times = responder.times();
-    assert!(times[1] - times[0] >= ONE_SECOND_LESS_SLACK, "{:?}", times[1] - times[0]);
+    assert!(
+        times[1] - times[0] >= ONE_SECOND_LESS_SLACK,
+        "{:?}",
+        times[1] - times[0]
+    );
 }
 
 #[tokio::test]
 async fn a_429_pauses_every_other_caller_of_the_upstream_too() {
-    let responder = Scripted::new(vec![too_many("Retry-After", "1"), ResponseTemplate::new(200)]);
+    let responder = Scripted::new(vec![
+        too_many("Retry-After", "1"),
+        ResponseTemplate::new(200),
+    ]);
     let server = serve(&responder).await;
     let upstream = Upstream::new(config(Duration::from_secs(5)));
     let first = tokio::spawn({
@@ -113,7 +127,11 @@ async fn a_429_without_a_header_uses_the_configured_default_wait() {
     get(&upstream, &server.uri()).await.unwrap();
 
     let times = responder.times();
-    assert!(times[1] - times[0] >= ONE_SECOND_LESS_SLACK, "{:?}", times[1] - times[0]);
+    assert!(
+        times[1] - times[0] >= ONE_SECOND_LESS_SLACK,
+        "{:?}",
+        times[1] - times[0]
+    );
 }
 
 #[tokio::test]

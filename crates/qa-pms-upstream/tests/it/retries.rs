@@ -53,7 +53,11 @@ async fn a_persistent_5xx_gives_status_after_max_attempts_calls() {
         panic!("expected Status, got {error:?}");
     };
     assert_eq!(status, 500);
-    assert!(body.len() <= 1024 && body.starts_with("xxx"), "{}", body.len());
+    assert!(
+        body.len() <= 1024 && body.starts_with("xxx"),
+        "{}",
+        body.len()
+    );
     assert_eq!(calls(&server).await, 3);
 }
 
@@ -71,7 +75,10 @@ async fn retries_stop_at_the_deadline_even_with_attempts_left() {
 
     let error = get(&upstream, &server.uri()).await.unwrap_err();
 
-    assert!(matches!(error, UpstreamError::Status { status: 502, .. } | UpstreamError::Timeout));
+    assert!(matches!(
+        error,
+        UpstreamError::Status { status: 502, .. } | UpstreamError::Timeout
+    ));
     assert!(started.elapsed() < Duration::from_secs(5), "did not hang");
     assert!(calls(&server).await < 1000);
 }

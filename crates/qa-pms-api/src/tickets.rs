@@ -1,0 +1,249 @@
+//! Where a ticket comes from and where its changes go: the database alone (the embedded default),
+//! or Jira, with the database as its mirror.
+//!
+//! With Jira, a cache miss reads the mirror first: a row fetched from Jira recently enough (by
+//! this replica, another one, a webhook or a sync) answers without a Jira call. Otherwise one
+//! replica takes a short lease on the key, fetches it from Jira and mirrors it; the others wait
+//! for the mirror. When Jira fails, the last mirrored value answers as a fallback (STALE). Writes
+//! go to Jira first, then to the mirror, then invalidate.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use qa_pms_core::cache::{Fetched, LoadError, REFRESH_AT};
+use qa_pms_core::{JiraTicket, TicketKey, TicketPatch};
+use qa_pms_jira::{JiraClient, JiraError};
+use qa_pms_storage::{MirroredTicket, Store, StoreError};
+
+use crate::error::ApiError;
+
+/// How often a replica that waits for another one's Jira fetch looks at the mirror.
+const LEASE_POLL: Duration = Duration::from_millis(25);
+
+/// The ticket source of this process.
+#[derive(Clone)]
+pub enum TicketSource {
+    Database,
+    Jira(Arc<JiraTickets>),
+}
+
+/// Tickets from Jira, mirrored in the database.
+pub struct JiraTickets {
+    pub client: JiraClient,
+    /// A mirror row fetched less than this long ago answers without a Jira call: the part of the
+    /// ticket TTL before a refresh ahead is due, so that a refresh really asks Jira.
+    pub fresh_for: Duration,
+    /// How long a fetch lease lasts, and how long a replica waits on another's fetch.
+    pub timeout: Duration,
+    /// This replica, as a lease holder.
+    pub instance: Arc<str>,
+}
+
+/// Why a ticket could not be read or written: the database's error or Jira's.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TicketError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Jira(#[from] JiraError),
+}
+
+impl From<serde_json::Error> for TicketError {
+    fn from(e: serde_json::Error) -> Self {
+        TicketError::Store(e.into())
+    }
+}
+
+impl LoadError for TicketError {
+    fn is_not_found(&self) -> bool {
+        match self {
+            TicketError::Store(e) => e.is_not_found(),
+            TicketError::Jira(e) => matches!(e, JiraError::NotFound { .. }),
+        }
+    }
+
+    fn stale_status(&self) -> Option<u16> {
+        match self {
+            TicketError::Store(e) => e.stale_status(),
+            TicketError::Jira(JiraError::Upstream(e)) => Some(e.http_status()),
+            TicketError::Jira(_) => None,
+        }
+    }
+}
+
+impl From<TicketError> for ApiError {
+    fn from(e: TicketError) -> Self {
+        match e {
+            TicketError::Store(e) => e.into(),
+            TicketError::Jira(e) => jira_error(e),
+        }
+    }
+}
+
+/// Jira's answer as this API's: its 4xx messages reach the client, its failures are 502/503/504.
+fn jira_error(e: JiraError) -> ApiError {
+    match e {
+        JiraError::NotFound { .. } => ApiError::NotFound("ticket".to_owned()),
+        JiraError::Rejected { status, message } if status == 400 || status == 409 => {
+            ApiError::BadRequest(format!("Jira rejected the change: {message}"))
+        }
+        // 401/403 mean our credentials are wrong or lack a permission: the operator's problem.
+        JiraError::Rejected { status, message } => {
+            tracing::error!(status, %message, "Jira refused a request");
+            ApiError::BadGateway(format!("Jira answered {status}: {message}"))
+        }
+        e @ JiraError::NoTransition { .. } => ApiError::Conflict(e.to_string()),
+        e @ (JiraError::Malformed(_) | JiraError::Config(_) | JiraError::UnsupportedEvent(_)) => {
+            ApiError::BadGateway(e.to_string())
+        }
+        JiraError::Upstream(e) => match e.http_status() {
+            504 => ApiError::GatewayTimeout(format!("Jira did not answer in time: {e}")),
+            502 => ApiError::BadGateway(format!("Jira failed: {e}")),
+            _ => ApiError::UpstreamUnavailable(format!("Jira is unavailable: {e}")),
+        },
+    }
+}
+
+impl TicketSource {
+    /// The cache's loader: one ticket, from wherever this process reads tickets.
+    pub async fn fetch(
+        &self,
+        store: &dyn Store,
+        key: &TicketKey,
+    ) -> Result<Fetched<JiraTicket>, TicketError> {
+        match self {
+            TicketSource::Database => Ok(Fetched::fresh(store.ticket(key).await?)),
+            TicketSource::Jira(jira) => jira.fetch(store, key).await,
+        }
+    }
+}
+
+impl JiraTickets {
+    pub fn new(client: JiraClient, ticket_ttl: Duration, instance: Arc<str>) -> Self {
+        let timeout = client.upstream().config().timeout;
+        Self {
+            client,
+            fresh_for: ticket_ttl.mul_f64(REFRESH_AT),
+            timeout,
+            instance,
+        }
+    }
+
+    async fn fetch(
+        &self,
+        store: &dyn Store,
+        key: &TicketKey,
+    ) -> Result<Fetched<JiraTicket>, TicketError> {
+        let mirrored = store.mirrored_ticket(key).await?;
+        if let Some(answer) = self.from_mirror(mirrored.as_ref(), Utc::now()) {
+            return answer;
+        }
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let now = Utc::now();
+            let until = now + self.timeout;
+            if store
+                .claim_ticket_fetch(key, &self.instance, now, until)
+                .await?
+            {
+                let fetched = self.from_jira(store, key, mirrored.as_ref()).await;
+                if let Err(error) = store.release_ticket_fetch(key, &self.instance).await {
+                    tracing::warn!(%error, %key, "could not release a Jira fetch lease");
+                }
+                return fetched;
+            }
+            // Another replica is fetching this key: its result lands in the mirror.
+            if Instant::now() >= deadline {
+                return self.fallback(
+                    mirrored.as_ref(),
+                    TicketError::Jira(JiraError::Upstream(qa_pms_upstream::UpstreamError::Timeout)),
+                );
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+            let latest = store.mirrored_ticket(key).await?;
+            if let Some(answer) = self.from_mirror(latest.as_ref(), Utc::now()) {
+                return answer;
+            }
+        }
+    }
+
+    /// The mirror's answer if it was fetched from Jira within `fresh_for`.
+    fn from_mirror(
+        &self,
+        mirrored: Option<&MirroredTicket>,
+        now: DateTime<Utc>,
+    ) -> Option<Result<Fetched<JiraTicket>, TicketError>> {
+        let mirrored = mirrored?;
+        let age = (now - mirrored.fetched_at?)
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        if age >= self.fresh_for {
+            return None;
+        }
+        Some(if mirrored.deleted {
+            Err(StoreError::NotFound("ticket").into())
+        } else {
+            Ok(Fetched::aged(mirrored.ticket.clone(), age))
+        })
+    }
+
+    async fn from_jira(
+        &self,
+        store: &dyn Store,
+        key: &TicketKey,
+        mirrored: Option<&MirroredTicket>,
+    ) -> Result<Fetched<JiraTicket>, TicketError> {
+        match self.client.issue(key.as_str()).await {
+            Ok(ticket) => Ok(Fetched::fresh(
+                store.mirror_ticket(&ticket, Utc::now()).await?,
+            )),
+            Err(error) => self.fallback(mirrored, error.into()),
+        }
+    }
+
+    /// Stale-if-error from the mirror: Jira failed in a way that lets the last mirrored value
+    /// answer. The mirror holds every acknowledged write and webhook, so this value is never
+    /// older than one of them.
+    fn fallback(
+        &self,
+        mirrored: Option<&MirroredTicket>,
+        error: TicketError,
+    ) -> Result<Fetched<JiraTicket>, TicketError> {
+        let (Some(status), Some(mirrored)) = (error.stale_status(), mirrored) else {
+            return Err(error);
+        };
+        if mirrored.deleted {
+            return Err(error);
+        }
+        let since = mirrored.fetched_at.unwrap_or(mirrored.ticket.updated_at);
+        let age = (Utc::now() - since).to_std().unwrap_or(Duration::ZERO);
+        tracing::warn!(%error, key = %mirrored.ticket.key, "Jira failed; answering from the mirror");
+        Ok(Fetched::fallback(mirrored.ticket.clone(), age, status))
+    }
+
+    /// A PATCH: the status through Jira's transitions, the other fields through an edit, then the
+    /// issue as Jira now has it into the mirror. Nothing local changes if Jira refuses; if Jira
+    /// took part of the change before refusing the rest, the mirror still takes what Jira holds.
+    pub async fn patch(
+        &self,
+        store: &dyn Store,
+        key: &TicketKey,
+        patch: &TicketPatch,
+    ) -> Result<JiraTicket, TicketError> {
+        if let Some(status) = &patch.status {
+            self.client.transition(key.as_str(), status).await?;
+        }
+        let edited = self.client.edit(key.as_str(), patch).await;
+        let ticket = self.client.issue(key.as_str()).await;
+        let mirrored = match ticket {
+            Ok(ticket) => store.mirror_ticket(&ticket, Utc::now()).await,
+            Err(e) => {
+                edited?;
+                return Err(e.into());
+            }
+        };
+        edited?;
+        Ok(mirrored?)
+    }
+}
