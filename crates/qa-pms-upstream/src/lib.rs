@@ -198,7 +198,7 @@ impl Upstream {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if let Some(refusal) = self.wait_for_budget(deadline).await {
+            if let Err(refusal) = self.wait_for_budget(deadline).await {
                 if !*reached_upstream {
                     let outcome = match refusal {
                         UpstreamError::RateLimited { .. } => Outcome::RateLimited,
@@ -235,21 +235,21 @@ impl Upstream {
     /// Waits out a 429 pause and then for a permit of the rate budget, or says why the deadline
     /// does not leave time for it. A pause set by another caller while we queued for the permit
     /// is waited out too.
-    async fn wait_for_budget(&self, deadline: Instant) -> Option<UpstreamError> {
+    async fn wait_for_budget(&self, deadline: Instant) -> Result<(), UpstreamError> {
         loop {
             if let Some(until) = self.paused_until() {
                 if until >= deadline {
                     let retry_after = Some(until.saturating_duration_since(Instant::now()));
-                    return Some(UpstreamError::RateLimited { retry_after });
+                    return Err(UpstreamError::RateLimited { retry_after });
                 }
                 tokio::time::sleep_until(until).await;
             }
             let permit = tokio::time::timeout_at(deadline, self.inner.limiter.until_ready()).await;
             if permit.is_err() || Instant::now() >= deadline {
-                return Some(UpstreamError::Timeout);
+                return Err(UpstreamError::Timeout);
             }
             if self.paused_until().is_none() {
-                return None;
+                return Ok(());
             }
         }
     }

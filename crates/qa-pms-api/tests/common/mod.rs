@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod delayed;
+pub mod jira;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -212,8 +213,13 @@ impl TestApp {
 
     /// Another replica of the service over this app's database: its own pool, caches and state.
     pub async fn replica(&self) -> Self {
+        self.replica_with(AppConfig::default()).await
+    }
+
+    /// [`Self::replica`] with its own settings (for instance the same Jira).
+    pub async fn replica_with(&self, config: AppConfig) -> Self {
         let store = qa_pms_storage::connect(&self.url).await.expect("connect");
-        let (router, state) = qa_pms_api::build(Arc::clone(&store), AppConfig::default());
+        let (router, state) = qa_pms_api::build(Arc::clone(&store), config);
         Self {
             router,
             state,
@@ -263,6 +269,22 @@ impl TestApp {
             headers,
             body,
         }
+    }
+
+    /// A request with extra headers and a raw body.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        self.send(builder.body(Body::from(body)).expect("request"))
+            .await
     }
 
     pub async fn get(&self, uri: &str) -> TestResponse {
