@@ -136,7 +136,7 @@ impl JiraTickets {
         key: &TicketKey,
     ) -> Result<Fetched<JiraTicket>, TicketError> {
         let mirrored = store.mirrored_ticket(key).await?;
-        if let Some(answer) = self.from_mirror(mirrored.as_ref(), Utc::now()) {
+        if let Some(answer) = self.mirror_answer(mirrored.as_ref(), Utc::now()) {
             return answer;
         }
         let deadline = Instant::now() + self.timeout;
@@ -147,7 +147,7 @@ impl JiraTickets {
                 .claim_ticket_fetch(key, &self.instance, now, until)
                 .await?
             {
-                let fetched = self.from_jira(store, key, mirrored.as_ref()).await;
+                let fetched = self.jira_answer(store, key, mirrored.as_ref()).await;
                 if let Err(error) = store.release_ticket_fetch(key, &self.instance).await {
                     tracing::warn!(%error, %key, "could not release a Jira fetch lease");
                 }
@@ -162,14 +162,14 @@ impl JiraTickets {
             }
             tokio::time::sleep(LEASE_POLL).await;
             let latest = store.mirrored_ticket(key).await?;
-            if let Some(answer) = self.from_mirror(latest.as_ref(), Utc::now()) {
+            if let Some(answer) = self.mirror_answer(latest.as_ref(), Utc::now()) {
                 return answer;
             }
         }
     }
 
     /// The mirror's answer if it was fetched from Jira within `fresh_for`.
-    fn from_mirror(
+    fn mirror_answer(
         &self,
         mirrored: Option<&MirroredTicket>,
         now: DateTime<Utc>,
@@ -188,7 +188,7 @@ impl JiraTickets {
         })
     }
 
-    async fn from_jira(
+    async fn jira_answer(
         &self,
         store: &dyn Store,
         key: &TicketKey,

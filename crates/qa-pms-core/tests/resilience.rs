@@ -34,6 +34,9 @@ impl From<serde_json::Error> for SourceError {
     }
 }
 
+type SourceFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fetched<u64>, SourceError>> + Send>>;
+
 /// A source whose current answer the test sets, counting its loads.
 #[derive(Clone, Default)]
 struct Source {
@@ -44,13 +47,7 @@ struct Source {
 }
 
 impl Source {
-    fn fetch(
-        &self,
-    ) -> impl Fn() -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Fetched<u64>, SourceError>> + Send>,
-    > + Send
-           + Sync
-           + 'static {
+    fn fetch(&self) -> impl Fn() -> SourceFuture + Send + Sync + 'static {
         let source = self.clone();
         move || {
             let source = source.clone();

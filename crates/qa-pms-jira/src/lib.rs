@@ -27,7 +27,7 @@ pub const PAGE_SIZE: u32 = 100;
 const ERROR_BODY_MAX: usize = 16 * 1024;
 
 /// How to reach one Jira Cloud site.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JiraConfig {
     /// Like `https://acme.atlassian.net`; a trailing slash is tolerated.
     pub base_url: String,
@@ -36,6 +36,19 @@ pub struct JiraConfig {
     /// The deadline of one operation's HTTP call, retries included.
     pub timeout: Duration,
     pub max_rps: u32,
+}
+
+/// The API token stays out of logs and error messages.
+impl std::fmt::Debug for JiraConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JiraConfig")
+            .field("base_url", &self.base_url)
+            .field("email", &self.email)
+            .field("api_token", &"***")
+            .field("timeout", &self.timeout)
+            .field("max_rps", &self.max_rps)
+            .finish()
+    }
 }
 
 impl JiraConfig {

@@ -458,7 +458,7 @@ where
                 Ok(slot) => slot,
                 Err(shared) => {
                     let error = (*shared).clone();
-                    return match self.from_grace(key, started, &error).await {
+                    return match self.stale_from_grace(key, started, &error).await {
                         Some(lookup) => Ok(lookup),
                         None => Err(error),
                     };
@@ -520,7 +520,7 @@ where
 
     /// Stale-if-error: the last value loaded for `key`, if the failure allows it and no write
     /// acknowledged before or since this request began has replaced it.
-    async fn from_grace<E: LoadError>(
+    async fn stale_from_grace<E: LoadError>(
         &self,
         key: &K,
         started: u64,
