@@ -118,6 +118,11 @@ impl FakeJira {
         self.shared.lock().queue_failures(n, failure);
     }
 
+    /// Injected failures queued by `fail_next` that no request has taken yet.
+    pub fn pending_failures(&self) -> usize {
+        self.shared.lock().pending_failures()
+    }
+
     /// Every request fails that way until `set_down(None)`.
     pub fn set_down(&self, failure: Option<Failure>) {
         self.shared.lock().down = failure;

@@ -75,6 +75,10 @@ impl State {
         }
     }
 
+    pub fn pending_failures(&self) -> usize {
+        self.pending_failures.iter().map(|(left, _)| left).sum()
+    }
+
     /// The failure this request must get, if any: down mode first, then the `fail_next` queue.
     pub fn take_failure(&mut self) -> Option<Failure> {
         if let Some(failure) = &self.down {
