@@ -109,7 +109,8 @@ struct Servers {
     _tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-async fn listen(
+/// Serves `router` on 127.0.0.1:0 until its task is aborted; returns its base URL and the task.
+pub(crate) async fn listen(
     router: Router,
 ) -> anyhow::Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -5,10 +5,16 @@
 //! - `load`: closed-loop load over loopback against the real router and two references (the same
 //!   middleware with a static handler, and a bare axum server), nine scenarios, a table, JSON and
 //!   an SVG chart.
+//! - `jira`: qa-pms in front of a fake Jira Cloud (150 ms, 10 requests/s): Zipf reads with webhooks,
+//!   a Jira outage and the recovery, with nginx's stale cache as a reference when it is installed.
 //!
 //! It prints numbers; it asserts nothing (a scenario that errors is reported as such).
 
 mod harness;
+mod jira;
+mod jira_nginx;
+mod jira_phases;
+mod jira_report;
 mod latency;
 mod load;
 mod stats;
@@ -42,6 +48,8 @@ enum Command {
     Latency(latency::LatencyArgs),
     /// Closed-loop load: throughput and latency percentiles against the physical limits.
     Load(harness::LoadArgs),
+    /// Tickets from a fake Jira: steady Zipf load with webhooks, an outage, the recovery.
+    Jira(jira::JiraArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -83,6 +91,14 @@ pub struct Sizes {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let db = &cli.database;
+    if let Command::Jira(args) = &cli.command {
+        // Tickets come from the fake Jira: the database starts empty and only mirrors them.
+        for backend in backends(db) {
+            println!("\n## {backend}");
+            jira::run(backend, &db.postgres_url, args, db.smoke).await?;
+        }
+        return Ok(());
+    }
     let sizes = if db.smoke {
         Sizes {
             tickets: 2_000,
@@ -97,13 +113,6 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     anyhow::ensure!(sizes.tickets >= 1, "--tickets must be at least 1");
-    let mut backends = Vec::new();
-    if !db.postgres {
-        backends.push("sqlite");
-    }
-    if db.postgres || db.both {
-        backends.push("postgres");
-    }
     println!(
         "qa-pms-bench: {} tickets, {} workflows, {} catalog entries; {} cores; {}",
         sizes.tickets,
@@ -116,9 +125,9 @@ async fn main() -> anyhow::Result<()> {
             "release build"
         }
     );
-    for backend in backends {
+    for backend in backends(db) {
         println!("\n## {backend}");
-        let database = TempDatabase::create(backend, &db.postgres_url).await?;
+        let database = TempDatabase::create(backend, &db.postgres_url, "").await?;
         let result = async {
             let store = qa_pms_storage::connect(&database.url).await?;
             store.migrate().await?;
@@ -147,6 +156,7 @@ async fn main() -> anyhow::Result<()> {
                 Command::Load(args) => {
                     harness::run(backend, store, sizes, &args.for_smoke(db.smoke)).await
                 }
+                Command::Jira(_) => unreachable!("the jira scenario seeds nothing"),
             }
         }
         .await;
@@ -156,6 +166,18 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The backends a run covers, in order.
+fn backends(db: &DatabaseArgs) -> Vec<&'static str> {
+    let mut backends = Vec::new();
+    if !db.postgres {
+        backends.push("sqlite");
+    }
+    if db.postgres || db.both {
+        backends.push("postgres");
+    }
+    backends
+}
+
 /// A database made for one run: an SQLite file in the temp dir or a new PostgreSQL database.
 struct TempDatabase {
     url: String,
@@ -163,16 +185,17 @@ struct TempDatabase {
 }
 
 impl TempDatabase {
-    async fn create(backend: &str, postgres_url: &str) -> anyhow::Result<Self> {
+    /// `tag` tells apart the databases of one process (empty for the only one).
+    async fn create(backend: &str, postgres_url: &str, tag: &str) -> anyhow::Result<Self> {
         let id = std::process::id();
         if backend == "sqlite" {
-            let path = std::env::temp_dir().join(format!("qa-pms-bench-{id}.db"));
+            let path = std::env::temp_dir().join(format!("qa-pms-bench-{id}{tag}.db"));
             return Ok(Self {
                 url: format!("sqlite:{}", path.display()),
                 postgres: None,
             });
         }
-        let name = format!("qa_pms_bench_{id}");
+        let name = format!("qa_pms_bench_{id}{tag}");
         let mut admin = sqlx::PgConnection::connect(postgres_url)
             .await
             .with_context(|| format!("cannot reach PostgreSQL at {postgres_url}"))?;
