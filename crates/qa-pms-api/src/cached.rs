@@ -1,5 +1,5 @@
 //! How a cached read becomes an HTTP response: the JSON bytes stored with the entry, plus
-//! `X-Cache-Status` (HIT/MISS/STALE), the RFC 9211 `Cache-Status` header (on errors too) and
+//! `X-Cache-Status` (HIT/MISS/STALE/UPDATING, as nginx names them), the RFC 9211 `Cache-Status` header (on errors too) and
 //! `Age` on what came from the cache.
 
 use std::sync::LazyLock;
@@ -18,6 +18,9 @@ pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 const HIT: HeaderValue = HeaderValue::from_static("HIT");
 const MISS: HeaderValue = HeaderValue::from_static("MISS");
 const STALE: HeaderValue = HeaderValue::from_static("STALE");
+const UPDATING: HeaderValue = HeaderValue::from_static("UPDATING");
+const UPDATING_STATUS: HeaderValue =
+    HeaderValue::from_static("qa-pms; hit; fwd=stale; detail=stale-while-revalidate");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const FWD_MISS: HeaderValue = HeaderValue::from_static("qa-pms; fwd=miss");
 
@@ -97,6 +100,10 @@ impl<V> IntoResponse for Cached<V> {
             } => {
                 age = Some(age_value(entry_age));
                 (STALE, stale_status(fwd_status))
+            }
+            LookupStatus::Updating { age: entry_age } => {
+                age = Some(age_value(entry_age));
+                (UPDATING, UPDATING_STATUS)
             }
             LookupStatus::Miss { stored, collapsed } => {
                 let value = match (stored, collapsed) {

@@ -120,7 +120,8 @@ const FAMILIES: [(&str, &str); 11] = [
     ("qa_pms_cache_capacity", "Most entries a cache may hold."),
     (
         "qa_pms_cache_stale_served_total",
-        "Requests answered with a last known value because the source failed (stale-if-error).",
+        "Requests answered with a last known value: the source failed (stale-if-error) or \
+         another fetch of the key was under way (stale-while-revalidate).",
     ),
     (
         "qa_pms_cache_refreshes_total",

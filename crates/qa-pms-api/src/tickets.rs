@@ -135,7 +135,7 @@ impl JiraTickets {
         store: &dyn Store,
         key: &TicketKey,
     ) -> Result<Fetched<JiraTicket>, TicketError> {
-        let mirrored = store.mirrored_ticket(key).await?;
+        let mut mirrored = store.mirrored_ticket(key).await?;
         if let Some(answer) = self.mirror_answer(mirrored.as_ref(), Utc::now()) {
             return answer;
         }
@@ -153,7 +153,13 @@ impl JiraTickets {
                 }
                 return fetched;
             }
-            // Another replica is fetching this key: its result lands in the mirror.
+            // Another fetch of this key is under way (another replica's, or this one's refresh
+            // ahead): its result lands in the mirror. Meanwhile a key mirrored before answers at
+            // once (stale-while-revalidate): every acknowledged write is in the mirror, so the
+            // row is never older than one. Only a key never fetched waits for the fetch.
+            if let Some(answer) = updating_answer(mirrored.as_ref()) {
+                return Ok(answer);
+            }
             if Instant::now() >= deadline {
                 return self.fallback(
                     mirrored.as_ref(),
@@ -161,8 +167,8 @@ impl JiraTickets {
                 );
             }
             tokio::time::sleep(LEASE_POLL).await;
-            let latest = store.mirrored_ticket(key).await?;
-            if let Some(answer) = self.mirror_answer(latest.as_ref(), Utc::now()) {
+            mirrored = store.mirrored_ticket(key).await?;
+            if let Some(answer) = self.mirror_answer(mirrored.as_ref(), Utc::now()) {
                 return answer;
             }
         }
@@ -246,4 +252,13 @@ impl JiraTickets {
         edited?;
         Ok(mirrored?)
     }
+}
+
+/// The mirrored row of a key whose fetch another holder is making, if it has one to answer with.
+fn updating_answer(mirrored: Option<&MirroredTicket>) -> Option<Fetched<JiraTicket>> {
+    let mirrored = mirrored.filter(|m| !m.deleted)?;
+    let age = (Utc::now() - mirrored.fetched_at?)
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    Some(Fetched::updating(mirrored.ticket.clone(), age))
 }

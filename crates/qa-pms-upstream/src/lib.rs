@@ -37,7 +37,8 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(100);
 pub struct UpstreamConfig {
     /// "jira", "postman", "testmo": the `upstream` metric label.
     pub name: &'static str,
-    /// Never more than this many requests per second (bursts of up to `max_rps`).
+    /// Never more than this many requests per second: one every `1 / max_rps`, no bursts, so
+    /// that no one-second window of the upstream's own limiter sees more.
     pub max_rps: u32,
     /// The deadline of one [`Upstream::send`] call, all attempts and waits included.
     pub timeout: Duration,
@@ -54,7 +55,7 @@ pub struct UpstreamConfig {
 }
 
 impl UpstreamConfig {
-    /// A config with 4 attempts, a breaker of 5 failures and 10 s, and `Retry-After`.
+    /// A config with 4 attempts, a breaker of 5 failures and 5 s, and `Retry-After`.
     pub fn new(name: &'static str, max_rps: u32, timeout: Duration) -> Self {
         Self {
             name,
@@ -62,7 +63,7 @@ impl UpstreamConfig {
             timeout,
             max_attempts: 4,
             breaker_threshold: 5,
-            breaker_cooldown: Duration::from_secs(10),
+            breaker_cooldown: Duration::from_secs(5),
             retry_after_headers: &["retry-after"],
             default_retry_after: None,
         }
@@ -120,7 +121,7 @@ impl Upstream {
         );
         Self {
             inner: Arc::new(Inner {
-                limiter: RateLimiter::direct(Quota::per_second(rps)),
+                limiter: RateLimiter::direct(Quota::per_second(rps).allow_burst(NonZeroU32::MIN)),
                 paused_until: Mutex::new(None),
                 breaker,
                 stats: Stats::default(),

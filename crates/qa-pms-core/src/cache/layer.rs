@@ -47,15 +47,27 @@ pub const REFRESH_AT: f64 = 0.8;
 /// asked again: at most one load per key and second while an upstream is down.
 pub const FALLBACK_RETRY: Duration = Duration::from_secs(1);
 
+/// How long a last known value answers while another fetch of its key is under way: short, so
+/// that the fetch's result is picked up soon after it lands.
+pub const UPDATING_RETRY: Duration = Duration::from_millis(100);
+
+/// Why a loader answered with a last known value rather than a fresh one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// The source failed with this status (stale-if-error; RFC 9211 `fwd-status`).
+    Failed(u16),
+    /// Another fetch of the key is under way, its result not in yet (stale-while-revalidate).
+    Updating,
+}
+
 /// What a loader found: the value, how old it already was (a mirror row fetched a while ago), and
-/// whether it is a fallback the loader answered with because its source failed.
+/// whether it is a last known value the loader fell back to.
 #[derive(Debug)]
 pub struct Fetched<V> {
     pub value: V,
     pub age: Duration,
-    /// `Some(status)`: the source failed with that status (RFC 9211 `fwd-status`) and `value` is
-    /// the last known one.
-    pub fallback: Option<u16>,
+    /// `Some(why)`: `value` is the last known one, not a fresh one.
+    pub fallback: Option<Fallback>,
 }
 
 impl<V> Fetched<V> {
@@ -78,7 +90,16 @@ impl<V> Fetched<V> {
         Self {
             value,
             age,
-            fallback: Some(status),
+            fallback: Some(Fallback::Failed(status)),
+        }
+    }
+
+    /// The last known value, answered because another fetch of the key is under way.
+    pub fn updating(value: V, age: Duration) -> Self {
+        Self {
+            value,
+            age,
+            fallback: Some(Fallback::Updating),
         }
     }
 }
@@ -94,7 +115,7 @@ pub struct Cached<V> {
     age_at_load: Duration,
     /// How long it may be served fresh from `stored_at`.
     lifetime: Duration,
-    fallback: Option<u16>,
+    fallback: Option<Fallback>,
     /// Set once a refresh ahead of expiry was started for this entry.
     refreshing: AtomicBool,
 }
@@ -103,7 +124,8 @@ impl<V: Serialize> Cached<V> {
     fn new(fetched: Fetched<V>, generation: u64, ttl: Duration) -> Result<Self, serde_json::Error> {
         let json = Bytes::from(serde_json::to_vec(&fetched.value)?);
         let lifetime = match fetched.fallback {
-            Some(_) => FALLBACK_RETRY,
+            Some(Fallback::Failed(_)) => FALLBACK_RETRY,
+            Some(Fallback::Updating) => UPDATING_RETRY,
             None => ttl.saturating_sub(fetched.age),
         };
         Ok(Self {
@@ -194,6 +216,13 @@ impl<K, V> Expiry<K, Slot<V>> for Lifetimes {
     }
 }
 
+fn fallback_status(fallback: Fallback, age: Duration) -> LookupStatus {
+    match fallback {
+        Fallback::Failed(fwd_status) => LookupStatus::Stale { age, fwd_status },
+        Fallback::Updating => LookupStatus::Updating { age },
+    }
+}
+
 /// How a lookup was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LookupStatus {
@@ -205,6 +234,9 @@ pub enum LookupStatus {
     /// The source failed with `fwd_status`; answered with the last known value, `age` old, which
     /// no acknowledged write has replaced (stale-if-error).
     Stale { age: Duration, fwd_status: u16 },
+    /// Another fetch of the key was under way; answered with the last known value, `age` old,
+    /// which no acknowledged write has replaced (stale-while-revalidate).
+    Updating { age: Duration },
     /// The cache is turned off (capacity 0).
     Bypass,
 }
@@ -400,7 +432,7 @@ where
         match result {
             Ok(lookup) if lookup.status.is_hit() => Counters::inc(&counters.hits),
             Ok(Lookup {
-                status: LookupStatus::Stale { .. },
+                status: LookupStatus::Stale { .. } | LookupStatus::Updating { .. },
                 ..
             }) => {
                 Counters::inc(&counters.misses);
@@ -490,11 +522,8 @@ where
                     }
                 },
             };
-            let status = if let Some(fwd_status) = entry.fallback {
-                LookupStatus::Stale {
-                    age: entry.age(),
-                    fwd_status,
-                }
+            let status = if let Some(fallback) = entry.fallback {
+                fallback_status(fallback, entry.age())
             } else if !loaded_here && stored && entry.stored_at < request_start {
                 LookupStatus::Hit {
                     ttl_left: entry.ttl_left(),
@@ -551,10 +580,7 @@ where
     {
         let fetched = self.timed(fetch).await?;
         let status = match fetched.fallback {
-            Some(fwd_status) => LookupStatus::Stale {
-                age: fetched.age,
-                fwd_status,
-            },
+            Some(fallback) => fallback_status(fallback, fetched.age),
             None => status,
         };
         Ok(Lookup {

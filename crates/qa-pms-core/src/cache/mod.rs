@@ -9,8 +9,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub use layer::{
-    CacheLayer, Cached, Fetched, LoadError, Lookup, LookupStatus, FALLBACK_RETRY, REFRESH_AT,
-    STRIPES,
+    CacheLayer, Cached, Fallback, Fetched, LoadError, Lookup, LookupStatus, FALLBACK_RETRY,
+    REFRESH_AT, STRIPES, UPDATING_RETRY,
 };
 pub use stats::{CacheStats, LOAD_BUCKETS};
 

@@ -19,7 +19,8 @@ pub(crate) struct Counters {
     pub invalidations: AtomicU64,
     /// Lookups that dropped a loaded value because a write had overtaken it.
     pub stale_discards: AtomicU64,
-    /// Requests answered with a last known value because the source failed (stale-if-error).
+    /// Requests answered with a last known value: the source failed (stale-if-error) or another
+    /// fetch of the key was under way (stale-while-revalidate).
     pub stale_served: AtomicU64,
     /// Background reloads ahead of expiry that stored a value.
     pub refreshes: AtomicU64,
@@ -88,7 +89,8 @@ pub struct CacheStats {
     /// Lookups that dropped a loaded value because a write had overtaken it (the race where an
     /// invalidation lands while a load is in flight).
     pub stale_discards: u64,
-    /// Requests answered with a last known value because the source failed (stale-if-error).
+    /// Requests answered with a last known value: the source failed (stale-if-error) or another
+    /// fetch of the key was under way (stale-while-revalidate).
     pub stale_served: u64,
     /// Background reloads ahead of expiry that stored a value (refresh ahead).
     pub refreshes: u64,

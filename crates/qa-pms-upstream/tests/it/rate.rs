@@ -135,7 +135,7 @@ async fn a_429_without_a_header_uses_the_configured_default_wait() {
 }
 
 #[tokio::test]
-async fn no_window_of_a_second_sees_more_than_the_burst_plus_max_rps_requests() {
+async fn no_window_of_a_second_sees_more_than_max_rps_requests() {
     let responder = Scripted::new(vec![ResponseTemplate::new(200)]);
     let server = serve(&responder).await;
     let mut config = config(Duration::from_secs(20));
@@ -153,12 +153,12 @@ async fn no_window_of_a_second_sees_more_than_the_burst_plus_max_rps_requests() 
     let mut times = responder.times();
     times.sort();
     assert_eq!(times.len(), 20);
-    // A burst of 5, then one every 200 ms: a window just under a second holds at most 5 + 4,
-    // so 10 leaves room for scheduling noise while 20 unthrottled requests would exceed it.
+    // One every 200 ms, no burst: a window of 900 ms holds 5 (100 ms of slack for scheduling
+    // noise), while a bucket that let a burst through would put more in the first one.
     let window = Duration::from_millis(900);
     for (i, start) in times.iter().enumerate() {
         let in_window = times[i..].iter().filter(|t| **t - *start <= window).count();
-        assert!(in_window <= 10, "{in_window} requests within {window:?}");
+        assert!(in_window <= 5, "{in_window} requests within {window:?}");
     }
-    assert!(times[19] - times[0] >= Duration::from_millis(2500));
+    assert!(times[19] - times[0] >= Duration::from_millis(3_500));
 }
