@@ -64,7 +64,7 @@ impl Cache {
         match value {
             "HIT" => Cache::Hit,
             "MISS" => Cache::Miss,
-            "STALE" => Cache::Stale,
+            "STALE" | "UPDATING" => Cache::Stale,
             _ => Cache::Unknown,
         }
     }

@@ -38,7 +38,7 @@ pub(crate) fn steady(plan: &Plan, phase: &Phased, jira: &Jira) {
         webhooks - webhooks_ok
     );
     println!(
-        "X-Cache-Status of reads: HIT {}, MISS {}, STALE {}, none {}",
+        "X-Cache-Status of reads: HIT {}, MISS {}, STALE or UPDATING {}, none {}",
         count(&|r| r.cache == Cache::Hit),
         count(&|r| r.cache == Cache::Miss),
         count(&|r| r.cache == Cache::Stale),
