@@ -199,6 +199,31 @@ fn gauge(labels: &[(&str, &str)], value: u64) -> proto::Metric {
     metric
 }
 
+/// A histogram from its count, sum and (upper bound, cumulative count) buckets.
+fn histogram(
+    labels: &[(&str, &str)],
+    count: u64,
+    sum: f64,
+    buckets: impl Iterator<Item = (f64, u64)>,
+) -> proto::Metric {
+    let mut histogram = proto::Histogram::default();
+    histogram.set_sample_count(count);
+    histogram.set_sample_sum(sum);
+    histogram.set_bucket(
+        buckets
+            .map(|(bound, count)| {
+                let mut bucket = proto::Bucket::default();
+                bucket.set_upper_bound(bound);
+                bucket.set_cumulative_count(count);
+                bucket
+            })
+            .collect(),
+    );
+    let mut metric = labelled(labels);
+    metric.set_histogram(histogram);
+    metric
+}
+
 impl Collector for CacheCollector {
     fn desc(&self) -> Vec<&Desc> {
         self.descs.iter().collect()
@@ -214,24 +239,12 @@ impl Collector for CacheCollector {
             per_family[1].push(counter(&label, stats.misses));
             per_family[2].push(counter(&label, stats.loads));
 
-            let mut histogram = proto::Histogram::default();
-            histogram.set_sample_count(stats.loads);
-            histogram.set_sample_sum(stats.load_seconds_sum);
-            histogram.set_bucket(
-                LOAD_BUCKETS
-                    .iter()
-                    .zip(stats.load_buckets)
-                    .map(|(bound, count)| {
-                        let mut bucket = proto::Bucket::default();
-                        bucket.set_upper_bound(*bound);
-                        bucket.set_cumulative_count(count);
-                        bucket
-                    })
-                    .collect(),
-            );
-            let mut metric = labelled(&label);
-            metric.set_histogram(histogram);
-            per_family[3].push(metric);
+            per_family[3].push(histogram(
+                &label,
+                stats.loads,
+                stats.load_seconds_sum,
+                LOAD_BUCKETS.iter().copied().zip(stats.load_buckets),
+            ));
 
             for (cause, value) in [
                 ("size", stats.evicted_size),
@@ -324,24 +337,12 @@ impl Collector for UpstreamCollector {
                     count,
                 ));
             }
-            let mut histogram = proto::Histogram::default();
-            histogram.set_sample_count(stats.duration_count);
-            histogram.set_sample_sum(stats.duration_sum_seconds);
-            histogram.set_bucket(
-                DURATION_BUCKETS
-                    .iter()
-                    .zip(stats.duration_buckets)
-                    .map(|(bound, count)| {
-                        let mut bucket = proto::Bucket::default();
-                        bucket.set_upper_bound(*bound);
-                        bucket.set_cumulative_count(count);
-                        bucket
-                    })
-                    .collect(),
-            );
-            let mut metric = labelled(&[("upstream", stats.name)]);
-            metric.set_histogram(histogram);
-            durations.push(metric);
+            durations.push(histogram(
+                &[("upstream", stats.name)],
+                stats.duration_count,
+                stats.duration_sum_seconds,
+                DURATION_BUCKETS.iter().copied().zip(stats.duration_buckets),
+            ));
             circuits.push(gauge(
                 &[("upstream", stats.name)],
                 u64::from(stats.circuit_open),
