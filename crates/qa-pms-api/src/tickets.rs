@@ -34,6 +34,9 @@ pub struct JiraTickets {
     /// A mirror row fetched less than this long ago answers without a Jira call: the part of the
     /// ticket TTL before a refresh ahead is due, so that a refresh really asks Jira.
     pub fresh_for: Duration,
+    /// A row older than `fresh_for` but younger than this answers at once while Jira is asked in
+    /// the background (stale-while-revalidate): two ticket TTLs.
+    pub revalidate_for: Duration,
     /// How long a fetch lease lasts, and how long a replica waits on another's fetch.
     pub timeout: Duration,
     /// This replica, as a lease holder.
@@ -109,7 +112,7 @@ impl TicketSource {
     /// The cache's loader: one ticket, from wherever this process reads tickets.
     pub async fn fetch(
         &self,
-        store: &dyn Store,
+        store: &Arc<dyn Store>,
         key: &TicketKey,
     ) -> Result<Fetched<JiraTicket>, TicketError> {
         match self {
@@ -125,39 +128,51 @@ impl JiraTickets {
         Self {
             client,
             fresh_for: ticket_ttl.mul_f64(REFRESH_AT),
+            revalidate_for: ticket_ttl * 2,
             timeout,
             instance,
         }
     }
 
     async fn fetch(
-        &self,
-        store: &dyn Store,
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
         key: &TicketKey,
     ) -> Result<Fetched<JiraTicket>, TicketError> {
         let mut mirrored = store.mirrored_ticket(key).await?;
         if let Some(answer) = self.mirror_answer(mirrored.as_ref(), Utc::now()) {
             return answer;
         }
+        // Read not long after it expired, with Jira answering: the row answers now, Jira is asked
+        // in the background. Every acknowledged write is in the mirror, so the row is never older
+        // than one; it is at most `revalidate_for` behind Jira. While Jira fails, the read asks
+        // it itself, and a failure answers the row as stale-if-error, with Jira's status.
+        if self.client.upstream().healthy() {
+            if let Some(answer) = self.revalidating_answer(mirrored.as_ref(), Utc::now()) {
+                let (this, store, key) = (Arc::clone(self), Arc::clone(store), key.clone());
+                tokio::spawn(async move {
+                    if let Ok(Some(Err(error))) =
+                        this.fetch_under_lease(store.as_ref(), &key, None).await
+                    {
+                        tracing::warn!(%error, %key, "background Jira fetch failed");
+                    }
+                });
+                return Ok(answer);
+            }
+        }
         let deadline = Instant::now() + self.timeout;
         loop {
-            let now = Utc::now();
-            let until = now + self.timeout;
-            if store
-                .claim_ticket_fetch(key, &self.instance, now, until)
+            if let Some(fetched) = self
+                .fetch_under_lease(store.as_ref(), key, mirrored.as_ref())
                 .await?
             {
-                let fetched = self.jira_answer(store, key, mirrored.as_ref()).await;
-                if let Err(error) = store.release_ticket_fetch(key, &self.instance).await {
-                    tracing::warn!(%error, %key, "could not release a Jira fetch lease");
-                }
                 return fetched;
             }
             // Another fetch of this key is under way (another replica's, or this one's refresh
             // ahead): its result lands in the mirror. Meanwhile a key mirrored before answers at
             // once (stale-while-revalidate): every acknowledged write is in the mirror, so the
             // row is never older than one. Only a key never fetched waits for the fetch.
-            if let Some(answer) = updating_answer(mirrored.as_ref()) {
+            if let Some(answer) = updating_answer(mirrored.as_ref(), Utc::now()) {
                 return Ok(answer);
             }
             if Instant::now() >= deadline {
@@ -172,6 +187,38 @@ impl JiraTickets {
                 return answer;
             }
         }
+    }
+
+    /// Jira's answer, if this replica gets the key's fetch lease (`None`: another holder has it).
+    async fn fetch_under_lease(
+        &self,
+        store: &dyn Store,
+        key: &TicketKey,
+        mirrored: Option<&MirroredTicket>,
+    ) -> Result<Option<Result<Fetched<JiraTicket>, TicketError>>, TicketError> {
+        let now = Utc::now();
+        let until = now + self.timeout;
+        if !store
+            .claim_ticket_fetch(key, &self.instance, now, until)
+            .await?
+        {
+            return Ok(None);
+        }
+        let fetched = self.jira_answer(store, key, mirrored).await;
+        if let Err(error) = store.release_ticket_fetch(key, &self.instance).await {
+            tracing::warn!(%error, %key, "could not release a Jira fetch lease");
+        }
+        Ok(Some(fetched))
+    }
+
+    /// The mirror's row to answer with while Jira is asked in the background, if it expired less
+    /// than `revalidate_for` after it was fetched.
+    fn revalidating_answer(
+        &self,
+        mirrored: Option<&MirroredTicket>,
+        now: DateTime<Utc>,
+    ) -> Option<Fetched<JiraTicket>> {
+        updating_answer(mirrored, now).filter(|answer| answer.age < self.revalidate_for)
     }
 
     /// The mirror's answer if it was fetched from Jira within `fresh_for`.
@@ -254,10 +301,13 @@ impl JiraTickets {
     }
 }
 
-/// The mirrored row of a key whose fetch another holder is making, if it has one to answer with.
-fn updating_answer(mirrored: Option<&MirroredTicket>) -> Option<Fetched<JiraTicket>> {
+/// The mirrored row of a key whose fetch is under way, if it has one to answer with.
+fn updating_answer(
+    mirrored: Option<&MirroredTicket>,
+    now: DateTime<Utc>,
+) -> Option<Fetched<JiraTicket>> {
     let mirrored = mirrored.filter(|m| !m.deleted)?;
-    let age = (Utc::now() - mirrored.fetched_at?)
+    let age = (now - mirrored.fetched_at?)
         .to_std()
         .unwrap_or(Duration::ZERO);
     Some(Fetched::updating(mirrored.ticket.clone(), age))

@@ -26,6 +26,7 @@ on_both_backends!(
     a_jira_that_never_answers_is_a_504_within_the_timeout,
     while_another_replica_refetches_a_key_its_mirrored_value_answers_at_once,
     while_a_refresh_ahead_is_under_way_an_expired_key_answers_at_once,
+    a_key_read_soon_after_it_expired_answers_at_once_and_is_fetched_in_the_background,
     never_more_than_the_configured_rate_reaches_jira,
     retry_after_is_honoured_before_the_next_jira_call,
     writes_and_webhooks_racing_reads_never_let_a_read_see_an_older_value,
@@ -62,7 +63,9 @@ async fn with_jira_refusing_connections_warm_keys_answer_stale_cold_keys_503_the
     }
 
     jira.refuse_connections().await;
-    tokio::time::sleep(Duration::from_millis(700)).await; // past the TTL
+    // Past twice the TTL: a read no longer answers from the mirror while Jira is asked in the
+    // background (UPDATING), it asks Jira itself.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     for _ in 0..3 {
         for n in 1..=3 {
             let read = app.get(&format!("/api/v1/tickets/PROJ-{n}")).await;
@@ -124,8 +127,8 @@ async fn while_another_replica_refetches_a_key_its_mirrored_value_answers_at_onc
     let uri = "/api/v1/tickets/PROJ-1";
     jira.put_issue(issue("PROJ-1", "Before"));
     assert_eq!(a.get(uri).await.json()["summary"], "Before");
-    // The mirrored row grows older than 0.8 of the TTL: the next miss asks Jira again.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The mirrored row grows older than twice the TTL: the next miss waits for Jira.
+    tokio::time::sleep(Duration::from_millis(900)).await;
     jira.put_issue(issue("PROJ-1", "After"));
     jira.set_latency(Duration::from_millis(1_000));
 
@@ -196,6 +199,45 @@ async fn while_a_refresh_ahead_is_under_way_an_expired_key_answers_at_once(backe
         "the refresh's value is served once it lands"
     );
     assert_eq!(issue_reads(&jira, "PROJ-1"), 2, "one call: the refresh's");
+}
+
+async fn a_key_read_soon_after_it_expired_answers_at_once_and_is_fetched_in_the_background(
+    backend: Backend,
+) {
+    let jira = FakeJira::start().await;
+    let app = TestApp::with_config(backend, slow_jira_short_ttl(&jira)).await;
+    let uri = "/api/v1/tickets/PROJ-1";
+    jira.put_issue(issue("PROJ-1", "Before"));
+    assert_eq!(app.get(uri).await.json()["summary"], "Before");
+    jira.put_issue(issue("PROJ-1", "After"));
+    jira.set_latency(Duration::from_millis(1_000));
+
+    // Expired (400 ms), no hit came to refresh it, but fetched less than two TTLs ago.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let expired = app.get(uri).await;
+    let mut calls_before_it_landed = 0;
+    let mut refreshed = None;
+    for _ in 0..80 {
+        let read = app.get(uri).await;
+        if read.json()["summary"] == "After" {
+            refreshed = Some(read);
+            break;
+        }
+        calls_before_it_landed = issue_reads(&jira, "PROJ-1");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    assert_eq!(expired.header("x-cache-status"), "UPDATING");
+    assert_eq!(expired.json()["summary"], "Before");
+    assert_eq!(
+        calls_before_it_landed, 2,
+        "the background fetch was under way while the old value answered"
+    );
+    assert!(
+        refreshed.is_some(),
+        "the background fetch's value is served once it lands"
+    );
+    assert_eq!(issue_reads(&jira, "PROJ-1"), 2, "one background call");
 }
 
 async fn a_jira_that_never_answers_is_a_504_within_the_timeout(backend: Backend) {

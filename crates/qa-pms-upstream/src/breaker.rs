@@ -75,6 +75,11 @@ impl Breaker {
         })
     }
 
+    /// True while closed with no failure counted since the last success.
+    pub(crate) fn is_healthy(&self) -> bool {
+        matches!(*self.lock(), State::Closed { failures: 0 })
+    }
+
     /// True while calls are refused or only a probe is let through (open or half-open).
     pub(crate) fn is_open(&self) -> bool {
         !matches!(*self.lock(), State::Closed { .. })

@@ -182,6 +182,12 @@ impl Upstream {
         self.inner.breaker.is_open()
     }
 
+    /// True while the last call succeeded (the breaker is closed and counts no failure): callers
+    /// may then answer from what they have and call in the background.
+    pub fn healthy(&self) -> bool {
+        self.inner.breaker.is_healthy()
+    }
+
     async fn attempts(
         &self,
         build: &impl Fn() -> RequestBuilder,

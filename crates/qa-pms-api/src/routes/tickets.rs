@@ -44,7 +44,7 @@ pub async fn read(
     let (source, store, owned_key) = (state.tickets.clone(), state.store.clone(), key.clone());
     let load = move || {
         let (source, store, key) = (source.clone(), store.clone(), owned_key.clone());
-        async move { source.fetch(store.as_ref(), &key).await }
+        async move { source.fetch(&store, &key).await }
     };
     state.cache.tickets.get_or_fetch(key, load).await
 }

@@ -49,7 +49,7 @@ pub const FALLBACK_RETRY: Duration = Duration::from_secs(1);
 
 /// How long a last known value answers while another fetch of its key is under way: short, so
 /// that the fetch's result is picked up soon after it lands.
-pub const UPDATING_RETRY: Duration = Duration::from_millis(100);
+pub const UPDATING_RETRY: Duration = Duration::from_millis(250);
 
 /// Why a loader answered with a last known value rather than a fresh one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
