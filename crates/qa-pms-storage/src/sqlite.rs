@@ -17,7 +17,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use crate::search_sql::{relevance, search_sql};
+use crate::search_sql::{first_tier_sql, relevance, search_sql, Dialect, Walk};
 use crate::{
     Backend, ImportSummary, MirroredTicket, Store, StoreError, StoreResult, TicketFilter,
     TicketPage,
@@ -33,6 +33,80 @@ const WORKFLOW_COLUMNS: &str = "id, template_id, ticket_key, state, steps, estim
 /// Rows per multi-row INSERT in bulk loads: 11 columns x 500 rows stays well under SQLite's
 /// 32,766 bound parameters.
 const ROWS_PER_INSERT: usize = 500;
+
+/// The search queries' SQLite parts. A term is matched with `instr`, byte for byte: SQLite's LIKE
+/// reads U+FFFE and U+FFFF as U+FFFD, which PostgreSQL's does not. The index is the FTS5 trigram
+/// table `catalog_search` (migration 0004), where the phrase of a term of three or more
+/// characters matches exactly the texts containing it.
+const SEARCH: Dialect = Dialect {
+    placeholder: |i| format!("?{i}"),
+    contains: |column, term| format!("instr({column}, {term}) > 0"),
+    collate: "",
+};
+
+/// The entries `catalog_search` finds any of the terms bound at `terms` in.
+fn trigram_candidates(terms: &[String]) -> String {
+    let phrases: Vec<String> = terms.iter().map(|t| fts5_phrase(t)).collect();
+    format!(
+        "id IN (SELECT rowid FROM catalog_search WHERE catalog_search MATCH ({}))",
+        phrases.join(" || ' OR ' || ")
+    )
+}
+
+/// Whether `catalog_search` can look every term up: a term under three characters has no
+/// trigram, and FTS5 stops reading a string at a NUL. Other searches scan the table.
+fn trigram_indexable(query: &SearchQuery) -> bool {
+    query
+        .terms()
+        .iter()
+        .all(|term| term.chars().count() >= 3 && !term.contains('\0'))
+}
+
+/// A lookup in `catalog_search` tells in a few pages whether a term occurs in a column, and the
+/// name index holds the lower-cased name: walking it tests names without reading rows.
+const WALK: Walk = Walk {
+    occurs: |column, term| {
+        format!(
+            "EXISTS (SELECT 1 FROM catalog_search WHERE {column} MATCH {})",
+            fts5_phrase(term)
+        )
+    },
+    entries: 4_000,
+};
+
+/// The term bound at `term` as a quoted FTS5 phrase (`"` doubled), so that none of its characters
+/// is read as an FTS5 operator.
+fn fts5_phrase(term: &str) -> String {
+    format!("('\"' || replace({term}, '\"', '\"\"') || '\"')")
+}
+
+/// Runs one of the search queries of `search_sql`.
+async fn ranked(
+    pool: &SqlitePool,
+    sql: &str,
+    query: &SearchQuery,
+) -> StoreResult<Vec<SearchResult>> {
+    let mut q = sqlx::query(sql);
+    for term in query.terms() {
+        q = q.bind(term);
+    }
+    if let Some(source) = query.source() {
+        q = q.bind(source.as_str());
+    }
+    let rows = q.bind(i64::from(query.limit())).fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| {
+            let source: String = row.try_get("source")?;
+            Ok(SearchResult {
+                source: Source::from_str(&source)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                name: row.try_get("name")?,
+                url: row.try_get("url")?,
+                relevance: relevance(row.try_get("score")?, query),
+            })
+        })
+        .collect()
+}
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -391,30 +465,15 @@ impl Store for SqliteStore {
     }
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<SearchResult>> {
-        let sql = search_sql(query, |i| format!("?{i}"), "");
-        let mut q = sqlx::query(&sql);
-        for term in query.terms() {
-            q = q.bind(SearchQuery::like_pattern(term));
+        if !trigram_indexable(query) {
+            return ranked(&self.pool, &search_sql(query, &SEARCH, None), query).await;
         }
-        if let Some(source) = query.source() {
-            q = q.bind(source.as_str());
+        let first = ranked(&self.pool, &first_tier_sql(query, &SEARCH, &WALK), query).await?;
+        if first.len() == query.limit() as usize {
+            return Ok(first);
         }
-        let rows = q
-            .bind(i64::from(query.limit()))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let source: String = row.try_get("source")?;
-                Ok(SearchResult {
-                    source: Source::from_str(&source)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    name: row.try_get("name")?,
-                    url: row.try_get("url")?,
-                    relevance: relevance(row.try_get("score")?, query),
-                })
-            })
-            .collect()
+        let sql = search_sql(query, &SEARCH, Some(trigram_candidates));
+        ranked(&self.pool, &sql, query).await
     }
 
     async fn kpi_totals(&self, since: DateTime<Utc>) -> StoreResult<KpiTotals> {
