@@ -4,3 +4,5 @@
 //! and lets the test inject latency, rate limits, failures and refused connections.
 
 pub mod jira;
+pub mod postman;
+pub mod testmo;
