@@ -118,6 +118,11 @@ impl FakeJira {
         self.shared.lock().queue_failures(n, failure);
     }
 
+    /// Drops the failures queued by `fail_next` that no request has taken yet.
+    pub fn clear_failures(&self) {
+        self.shared.lock().clear_failures();
+    }
+
     /// Injected failures queued by `fail_next` that no request has taken yet.
     pub fn pending_failures(&self) -> usize {
         self.shared.lock().pending_failures()

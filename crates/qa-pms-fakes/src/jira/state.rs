@@ -75,6 +75,10 @@ impl State {
         }
     }
 
+    pub fn clear_failures(&mut self) {
+        self.pending_failures.clear();
+    }
+
     pub fn pending_failures(&self) -> usize {
         self.pending_failures.iter().map(|(left, _)| left).sum()
     }
