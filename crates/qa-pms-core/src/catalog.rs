@@ -81,6 +81,38 @@ impl CatalogEntry {
     }
 }
 
+/// The entries an upstream catalog (Postman, Testmo) yields in one sync, and how many of its
+/// items did not fit the catalog as they were.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CatalogEntries {
+    /// Each passes [`CatalogEntry::validate`] unchanged; URLs are distinct.
+    pub entries: Vec<CatalogEntry>,
+    pub skipped: SkipCounts,
+    pub truncated: TruncateCounts,
+}
+
+/// Items left out, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SkipCounts {
+    pub no_name: usize,
+    pub no_url: usize,
+    pub url_too_long: usize,
+    pub duplicate_url: usize,
+}
+
+impl SkipCounts {
+    pub fn total(&self) -> usize {
+        self.no_name + self.no_url + self.url_too_long + self.duplicate_url
+    }
+}
+
+/// Entries kept with a shortened field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TruncateCounts {
+    pub names: usize,
+    pub texts: usize,
+}
+
 /// One search hit, best first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchResult {

@@ -18,6 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+pub use qa_pms_core::catalog::{CatalogEntries, SkipCounts, TruncateCounts};
 use qa_pms_core::catalog::{NAME_MAX, TEXT_MAX, URL_MAX};
 use qa_pms_core::{CatalogEntry, Source};
 use serde_json::Value;
@@ -26,37 +27,6 @@ use crate::model::{Collection, Item, Request};
 
 /// Between the collection, folder and request names of an entry's name.
 pub const SEPARATOR: &str = " / ";
-
-/// The entries of one sync, and how many requests did not fit as they were.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CatalogEntries {
-    /// Each passes [`CatalogEntry::validate`] unchanged; URLs are distinct.
-    pub entries: Vec<CatalogEntry>,
-    pub skipped: SkipCounts,
-    pub truncated: TruncateCounts,
-}
-
-/// Requests left out, by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SkipCounts {
-    pub no_name: usize,
-    pub no_url: usize,
-    pub url_too_long: usize,
-    pub duplicate_url: usize,
-}
-
-impl SkipCounts {
-    pub fn total(&self) -> usize {
-        self.no_name + self.no_url + self.url_too_long + self.duplicate_url
-    }
-}
-
-/// Entries kept with a shortened field.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TruncateCounts {
-    pub names: usize,
-    pub texts: usize,
-}
 
 /// A request found in a collection, before it is fitted to the catalog.
 #[derive(Debug, Clone, PartialEq)]

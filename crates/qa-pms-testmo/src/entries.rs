@@ -12,43 +12,13 @@
 
 use std::collections::HashSet;
 
+pub use qa_pms_core::catalog::{CatalogEntries, SkipCounts, TruncateCounts};
 use qa_pms_core::catalog::{NAME_MAX, TEXT_MAX, URL_MAX};
 use qa_pms_core::{CatalogEntry, Source};
 use reqwest::Url;
 
 use crate::model::Case;
 use crate::text::case_text;
-
-/// The entries of one sync, and how many cases did not fit as they were.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CatalogEntries {
-    /// Each passes [`CatalogEntry::validate`] unchanged; URLs are distinct.
-    pub entries: Vec<CatalogEntry>,
-    pub skipped: SkipCounts,
-    pub truncated: TruncateCounts,
-}
-
-/// Cases left out, by reason (`no_url` stays 0: every case has a web URL).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SkipCounts {
-    pub no_name: usize,
-    pub no_url: usize,
-    pub url_too_long: usize,
-    pub duplicate_url: usize,
-}
-
-impl SkipCounts {
-    pub fn total(&self) -> usize {
-        self.no_name + self.no_url + self.url_too_long + self.duplicate_url
-    }
-}
-
-/// Entries kept with a shortened field.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TruncateCounts {
-    pub names: usize,
-    pub texts: usize,
-}
 
 /// The web URL of a case: `{web}/repositories/{project}?group_id={folder}&case_id={id}`.
 pub fn case_url(web: &Url, project_id: u64, case: &Case) -> Url {
