@@ -3,6 +3,7 @@
 //! [`jira::FakeJira`] speaks Jira Cloud's REST API v3 with realistic payloads, errors and limits,
 //! and lets the test inject latency, rate limits, failures and refused connections.
 
+mod harness;
 pub mod jira;
 pub mod postman;
 pub mod testmo;

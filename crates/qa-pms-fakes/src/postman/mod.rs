@@ -7,7 +7,6 @@
 
 mod collection;
 mod demo;
-pub(crate) mod harness;
 mod reply;
 mod routes;
 mod state;
@@ -16,14 +15,13 @@ mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
+pub use crate::harness::{Controls, Failure, RecordedRequest};
 pub use collection::{folder, request, FakeCollection, DEFAULT_OWNER, DEFAULT_WORKSPACE};
 pub use demo::{demo_collections, CATALOG_WORKSPACE};
-pub use harness::{Failure, RecordedRequest};
 pub use state::RETRY_HEADERS;
 
-use harness::{Service, Serving};
+use crate::harness::Serving;
 use state::Shared;
 
 /// The API key the fake accepts in `X-Api-Key`.
@@ -95,56 +93,13 @@ impl FakePostman {
     pub fn set_retry_after_headers(&self, headers: &'static [&'static str]) {
         self.shared.data().retry_headers = headers;
     }
+}
 
-    /// Delays every response by `median` with uniform jitter in 0.5x..1.5x (zero turns it off).
-    pub fn set_latency(&self, median: Duration) {
-        self.shared.knobs().latency = median;
-    }
+/// Latency, rate limit, injected failures and the request log: see [`Controls`].
+impl std::ops::Deref for FakePostman {
+    type Target = Controls;
 
-    /// Beyond `per_second` requests in a one-second window: 429 with a wait of 1 s.
-    pub fn set_rate_limit(&self, per_second: Option<u32>) {
-        self.shared.knobs().set_rate_limit(per_second);
-    }
-
-    /// The next `n` requests fail that way; runs queue up behind each other.
-    pub fn fail_next(&self, n: usize, failure: Failure) {
-        self.shared.knobs().queue_failures(n, failure, None);
-    }
-
-    /// The next `n` requests whose path and query contain `text` fail that way (others pass).
-    pub fn fail_next_matching(&self, text: &str, n: usize, failure: Failure) {
-        self.shared
-            .knobs()
-            .queue_failures(n, failure, Some(text.to_owned()));
-    }
-
-    /// Injected failures queued by `fail_next*` that no request has taken yet.
-    pub fn pending_failures(&self) -> usize {
-        self.shared.knobs().pending_failures()
-    }
-
-    /// Every request fails that way until `set_down(None)`.
-    pub fn set_down(&self, failure: Option<Failure>) {
-        self.shared.knobs().down = failure;
-    }
-
-    /// Every request received, 401s, 429s and injected failures included, in arrival order.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.knobs().requests.clone()
-    }
-
-    /// Requests with this method (any case) whose path starts with `path_prefix`.
-    pub fn calls_to(&self, method: &str, path_prefix: &str) -> usize {
-        self.shared
-            .knobs()
-            .requests
-            .iter()
-            .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path.starts_with(path_prefix))
-            .count()
-    }
-
-    /// Forgets the recorded requests.
-    pub fn reset_counts(&self) {
-        self.shared.knobs().requests.clear();
+    fn deref(&self) -> &Controls {
+        &self.shared.controls
     }
 }

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::harness::Failure;
+use crate::harness::Failure;
 
 const JSON_TYPE: &str = "application/json; charset=utf-8";
 /// Postman's per-key limit: 300 requests a minute.

@@ -12,9 +12,9 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::harness::gate;
 use super::reply;
 use super::state::Shared;
+use crate::harness::gate;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()

@@ -7,8 +7,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::collection::FakeCollection;
-use super::harness::{lock, Failure, Knobs, Service};
 use super::reply;
+use crate::harness::{lock, Controls, Failure, Knobs, Service};
 
 /// The headers Postman states the wait of a 429 in.
 pub const RETRY_HEADERS: &[&str] = &["X-RateLimit-RetryAfter", "RetryAfter"];
@@ -16,7 +16,7 @@ pub const RETRY_HEADERS: &[&str] = &["X-RateLimit-RetryAfter", "RetryAfter"];
 pub(crate) struct Shared {
     pub base_url: String,
     pub api_key: String,
-    knobs: Mutex<Knobs>,
+    pub controls: Controls,
     data: Mutex<Data>,
 }
 
@@ -33,7 +33,7 @@ impl Shared {
         Self {
             base_url,
             api_key,
-            knobs: Mutex::new(Knobs::default()),
+            controls: Controls::default(),
             data: Mutex::new(Data {
                 collections: Vec::new(),
                 max_page_size: None,
@@ -49,7 +49,7 @@ impl Shared {
 
 impl Service for Shared {
     fn knobs(&self) -> MutexGuard<'_, Knobs> {
-        lock(&self.knobs)
+        self.controls.knobs()
     }
 
     fn refusal(&self, headers: &HeaderMap) -> Option<Response> {

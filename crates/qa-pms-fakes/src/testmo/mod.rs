@@ -14,12 +14,11 @@ mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-pub use crate::postman::harness::{Failure, RecordedRequest};
+pub use crate::harness::{Controls, Failure, RecordedRequest};
 pub use case::{demo_cases, FakeCase};
 
-use crate::postman::harness::{Service, Serving};
+use crate::harness::Serving;
 use state::Shared;
 
 /// The API token the fake accepts as `Authorization: Bearer <token>`.
@@ -84,56 +83,13 @@ impl FakeTestmo {
             project.remove(&case_id);
         }
     }
+}
 
-    /// Delays every response by `median` with uniform jitter in 0.5x..1.5x (zero turns it off).
-    pub fn set_latency(&self, median: Duration) {
-        self.shared.knobs().latency = median;
-    }
+/// Latency, rate limit, injected failures and the request log: see [`Controls`].
+impl std::ops::Deref for FakeTestmo {
+    type Target = Controls;
 
-    /// Beyond `per_second` requests in a one-second window: 429 with `Retry-After: 1`.
-    pub fn set_rate_limit(&self, per_second: Option<u32>) {
-        self.shared.knobs().set_rate_limit(per_second);
-    }
-
-    /// The next `n` requests fail that way; runs queue up behind each other.
-    pub fn fail_next(&self, n: usize, failure: Failure) {
-        self.shared.knobs().queue_failures(n, failure, None);
-    }
-
-    /// The next `n` requests whose path and query contain `text` (e.g. `page=2`) fail that way.
-    pub fn fail_next_matching(&self, text: &str, n: usize, failure: Failure) {
-        self.shared
-            .knobs()
-            .queue_failures(n, failure, Some(text.to_owned()));
-    }
-
-    /// Injected failures queued by `fail_next*` that no request has taken yet.
-    pub fn pending_failures(&self) -> usize {
-        self.shared.knobs().pending_failures()
-    }
-
-    /// Every request fails that way until `set_down(None)`.
-    pub fn set_down(&self, failure: Option<Failure>) {
-        self.shared.knobs().down = failure;
-    }
-
-    /// Every request received, 401s, 429s and injected failures included, in arrival order.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.knobs().requests.clone()
-    }
-
-    /// Requests with this method (any case) whose path starts with `path_prefix`.
-    pub fn calls_to(&self, method: &str, path_prefix: &str) -> usize {
-        self.shared
-            .knobs()
-            .requests
-            .iter()
-            .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path.starts_with(path_prefix))
-            .count()
-    }
-
-    /// Forgets the recorded requests.
-    pub fn reset_counts(&self) {
-        self.shared.knobs().requests.clear();
+    fn deref(&self) -> &Controls {
+        &self.shared.controls
     }
 }

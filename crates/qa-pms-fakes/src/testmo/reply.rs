@@ -5,7 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::postman::harness::Failure;
+use crate::harness::Failure;
 
 const JSON_TYPE: &str = "application/json";
 

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::reply;
 use super::state::Shared;
-use crate::postman::harness::gate;
+use crate::harness::gate;
 
 const PER_PAGE: [u64; 4] = [15, 25, 50, 100];
 

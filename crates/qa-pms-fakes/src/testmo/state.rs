@@ -9,12 +9,12 @@ use axum::response::Response;
 
 use super::case::FakeCase;
 use super::reply;
-use crate::postman::harness::{lock, Failure, Knobs, Service};
+use crate::harness::{lock, Controls, Failure, Knobs, Service};
 
 pub(crate) struct Shared {
     pub base_url: String,
     pub token: String,
-    knobs: Mutex<Knobs>,
+    pub controls: Controls,
     /// Project id → case id → case.
     projects: Mutex<BTreeMap<u64, BTreeMap<u64, FakeCase>>>,
 }
@@ -24,7 +24,7 @@ impl Shared {
         Self {
             base_url,
             token,
-            knobs: Mutex::new(Knobs::default()),
+            controls: Controls::default(),
             projects: Mutex::new(BTreeMap::new()),
         }
     }
@@ -36,7 +36,7 @@ impl Shared {
 
 impl Service for Shared {
     fn knobs(&self) -> MutexGuard<'_, Knobs> {
-        lock(&self.knobs)
+        self.controls.knobs()
     }
 
     /// `Authorization: Bearer <token>`, the scheme in any case.

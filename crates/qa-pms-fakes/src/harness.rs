@@ -156,6 +156,68 @@ impl Knobs {
     }
 }
 
+/// What a test drives and observes in any fake catalog service; each fake derefs to its own.
+#[derive(Default)]
+pub struct Controls(Mutex<Knobs>);
+
+impl Controls {
+    pub(crate) fn knobs(&self) -> MutexGuard<'_, Knobs> {
+        lock(&self.0)
+    }
+
+    /// Delays every response by `median` with uniform jitter in 0.5x..1.5x (zero turns it off).
+    pub fn set_latency(&self, median: Duration) {
+        self.knobs().latency = median;
+    }
+
+    /// Beyond `per_second` requests in a one-second window: 429 with a wait of 1 s, stated in
+    /// the service's own retry header(s).
+    pub fn set_rate_limit(&self, per_second: Option<u32>) {
+        self.knobs().set_rate_limit(per_second);
+    }
+
+    /// The next `n` requests fail that way; runs queue up behind each other.
+    pub fn fail_next(&self, n: usize, failure: Failure) {
+        self.knobs().queue_failures(n, failure, None);
+    }
+
+    /// The next `n` requests whose path and query contain `text` (e.g. `page=2`) fail that way
+    /// (others pass).
+    pub fn fail_next_matching(&self, text: &str, n: usize, failure: Failure) {
+        self.knobs()
+            .queue_failures(n, failure, Some(text.to_owned()));
+    }
+
+    /// Injected failures queued by `fail_next*` that no request has taken yet.
+    pub fn pending_failures(&self) -> usize {
+        self.knobs().pending_failures()
+    }
+
+    /// Every request fails that way until `set_down(None)`.
+    pub fn set_down(&self, failure: Option<Failure>) {
+        self.knobs().down = failure;
+    }
+
+    /// Every request received, 401s, 429s and injected failures included, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.knobs().requests.clone()
+    }
+
+    /// Requests with this method (any case) whose path starts with `path_prefix`.
+    pub fn calls_to(&self, method: &str, path_prefix: &str) -> usize {
+        self.knobs()
+            .requests
+            .iter()
+            .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path.starts_with(path_prefix))
+            .count()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn reset_counts(&self) {
+        self.knobs().requests.clear();
+    }
+}
+
 /// How one fake service answers what the gate decides, and where its knobs live.
 pub(crate) trait Service: Send + Sync + 'static {
     fn knobs(&self) -> MutexGuard<'_, Knobs>;
