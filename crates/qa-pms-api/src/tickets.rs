@@ -151,8 +151,7 @@ impl JiraTickets {
             if let Some(answer) = self.revalidating_answer(mirrored.as_ref(), Utc::now()) {
                 let (this, store, key) = (Arc::clone(self), Arc::clone(store), key.clone());
                 tokio::spawn(async move {
-                    if let Ok(Some(Err(error))) =
-                        this.fetch_under_lease(store.as_ref(), &key, None).await
+                    if let Ok(Some(Err(error))) = this.fetch_under_lease(store.as_ref(), &key).await
                     {
                         tracing::warn!(%error, %key, "background Jira fetch failed");
                     }
@@ -162,10 +161,7 @@ impl JiraTickets {
         }
         let deadline = Instant::now() + self.timeout;
         loop {
-            if let Some(fetched) = self
-                .fetch_under_lease(store.as_ref(), key, mirrored.as_ref())
-                .await?
-            {
+            if let Some(fetched) = self.fetch_under_lease(store.as_ref(), key).await? {
                 return fetched;
             }
             // Another fetch of this key is under way (another replica's, or this one's refresh
@@ -190,11 +186,12 @@ impl JiraTickets {
     }
 
     /// Jira's answer, if this replica gets the key's fetch lease (`None`: another holder has it).
+    /// The mirror is read again under the lease: a holder that released it between our last read
+    /// and our claim has mirrored a fresh row, which answers without a second Jira call.
     async fn fetch_under_lease(
         &self,
         store: &dyn Store,
         key: &TicketKey,
-        mirrored: Option<&MirroredTicket>,
     ) -> Result<Option<Result<Fetched<JiraTicket>, TicketError>>, TicketError> {
         let now = Utc::now();
         let until = now + self.timeout;
@@ -204,7 +201,13 @@ impl JiraTickets {
         {
             return Ok(None);
         }
-        let fetched = self.jira_answer(store, key, mirrored).await;
+        let fetched = match store.mirrored_ticket(key).await {
+            Ok(mirrored) => match self.mirror_answer(mirrored.as_ref(), Utc::now()) {
+                Some(answer) => answer,
+                None => self.jira_answer(store, key, mirrored.as_ref()).await,
+            },
+            Err(error) => Err(error.into()),
+        };
         if let Err(error) = store.release_ticket_fetch(key, &self.instance).await {
             tracing::warn!(%error, %key, "could not release a Jira fetch lease");
         }
