@@ -10,6 +10,7 @@ use qa_pms_jira::{JiraConfig, JiraError};
 use qa_pms_storage::Store;
 use tokio::net::TcpListener;
 
+use crate::catalog::CatalogSettings;
 use crate::layers::{self, Limits};
 use crate::routes;
 use crate::state::AppState;
@@ -20,6 +21,19 @@ pub struct AppConfig {
     pub limits: Limits,
     /// Jira behind the tickets; `None`: tickets live in the database alone.
     pub jira: Option<JiraSettings>,
+    /// Postman and Testmo behind the catalog; none: the catalog grows through imports alone.
+    pub catalog: CatalogSettings,
+}
+
+/// An upstream's settings are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid Jira settings: {0}")]
+    Jira(#[from] JiraError),
+    #[error("invalid Postman settings: {0}")]
+    Postman(#[from] qa_pms_postman::PostmanError),
+    #[error("invalid Testmo settings: {0}")]
+    Testmo(#[from] qa_pms_testmo::TestmoError),
 }
 
 /// Jira Cloud as the source of tickets.
@@ -33,17 +47,17 @@ pub struct JiraSettings {
 /// The router and the state behind it (kept so callers can read the caches' stats).
 ///
 /// # Panics
-/// If the Jira settings are unusable; [`try_build`] returns that error instead.
+/// If an upstream's settings are unusable; [`try_build`] returns that error instead.
 pub fn build(store: Arc<dyn Store>, config: AppConfig) -> (Router, AppState) {
     build_with(store, config, Router::new())
 }
 
-/// [`build`], with unusable Jira settings as an error.
+/// [`build`], with unusable upstream settings as an error.
 pub fn try_build(
     store: Arc<dyn Store>,
     config: AppConfig,
     extra: Router<AppState>,
-) -> Result<(Router, AppState), JiraError> {
+) -> Result<(Router, AppState), SettingsError> {
     let state = AppState::new(store, &config)?;
     let routes = routes::router().merge(extra);
     let router = layers::apply(routes, &state, config.limits).with_state(state.clone());
@@ -57,7 +71,7 @@ pub fn build_with(
     config: AppConfig,
     extra: Router<AppState>,
 ) -> (Router, AppState) {
-    try_build(store, config, extra).unwrap_or_else(|e| panic!("invalid Jira settings: {e}"))
+    try_build(store, config, extra).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish.

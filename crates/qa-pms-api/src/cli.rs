@@ -1,4 +1,4 @@
-//! The `qa-pms` command line: `serve` (the default), `migrate`, `seed`, `sync jira`. Every flag of
+//! The `qa-pms` command line: `serve` (the default), `migrate`, `seed`, `sync jira`, `sync catalog`. Every flag of
 //! `serve` has an environment variable.
 
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use qa_pms_core::{CacheConfig, CacheKind};
 
 use crate::app::{AppConfig, JiraSettings};
+use crate::catalog::CatalogSettings;
 use crate::layers::Limits;
 
 /// The embedded default database: a file in the working directory.
@@ -41,6 +42,124 @@ pub enum Command {
 pub enum SyncCommand {
     /// Mirror every Jira issue a JQL search finds (e.g. `--jql 'project = PROJ'`).
     Jira(SyncJiraArgs),
+    /// Replace each configured source's catalog entries (Postman, Testmo) with what it holds now.
+    Catalog(SyncCatalogArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncCatalogArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+/// Postman and Testmo behind the catalog that search searches. Without an API key or a Testmo
+/// URL, the catalog grows through `POST /api/v1/catalog/import` alone.
+#[derive(Clone, Args)]
+pub struct CatalogArgs {
+    /// A Postman API key (Postman, Settings, API keys); every collection it can see is synced.
+    #[arg(long, env = "QA_PMS_POSTMAN_API_KEY", hide_env_values = true)]
+    pub postman_api_key: Option<String>,
+    /// Only this Postman workspace's collections (its id).
+    #[arg(long, env = "QA_PMS_POSTMAN_WORKSPACE")]
+    pub postman_workspace: Option<String>,
+    /// The Postman API.
+    #[arg(long, env = "QA_PMS_POSTMAN_URL", default_value = qa_pms_postman::DEFAULT_BASE_URL)]
+    pub postman_url: String,
+    /// Most requests per second sent to Postman (it allows 300 a minute per key).
+    #[arg(long, env = "QA_PMS_POSTMAN_MAX_RPS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub postman_max_rps: u32,
+    /// Longest one Postman call may take, retries and rate-limit waits included.
+    #[arg(long, env = "QA_PMS_POSTMAN_TIMEOUT", default_value = "90s", value_parser = humantime::parse_duration)]
+    pub postman_timeout: Duration,
+    /// The Testmo site, like `https://acme.testmo.net`.
+    #[arg(long, env = "QA_PMS_TESTMO_URL")]
+    pub testmo_url: Option<String>,
+    /// A Testmo API token (Testmo, your profile, API access).
+    #[arg(
+        long,
+        env = "QA_PMS_TESTMO_TOKEN",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub testmo_token: String,
+    /// The Testmo projects whose repository cases are synced: ids, comma-separated.
+    #[arg(long, env = "QA_PMS_TESTMO_PROJECTS", value_delimiter = ',')]
+    pub testmo_projects: Vec<u64>,
+    /// Most requests per second sent to Testmo.
+    #[arg(long, env = "QA_PMS_TESTMO_MAX_RPS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub testmo_max_rps: u32,
+    /// Longest one Testmo call may take, retries and rate-limit waits included.
+    #[arg(long, env = "QA_PMS_TESTMO_TIMEOUT", default_value = "90s", value_parser = humantime::parse_duration)]
+    pub testmo_timeout: Duration,
+    /// Between two scheduled syncs of `serve` (it also syncs at start); 0 turns them off.
+    #[arg(long, env = "QA_PMS_CATALOG_SYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub catalog_sync_interval: Duration,
+}
+
+/// Secrets stay out of logs and error messages.
+impl std::fmt::Debug for CatalogArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogArgs")
+            .field(
+                "postman_api_key",
+                &self.postman_api_key.as_ref().map(|_| "***"),
+            )
+            .field("postman_workspace", &self.postman_workspace)
+            .field("postman_url", &self.postman_url)
+            .field("testmo_url", &self.testmo_url)
+            .field("testmo_projects", &self.testmo_projects)
+            .field("catalog_sync_interval", &self.catalog_sync_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CatalogArgs {
+    /// The catalog settings; an error if a source is half configured.
+    pub fn settings(&self) -> anyhow::Result<CatalogSettings> {
+        let postman = match self.postman_api_key.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(key) => {
+                let mut config = qa_pms_postman::PostmanConfig::new(key);
+                config.base_url = self.postman_url.clone();
+                config.workspace = self.postman_workspace.clone();
+                config.max_rps = self.postman_max_rps;
+                config.timeout = self.postman_timeout;
+                Some(config)
+            }
+        };
+        let testmo = match self.testmo_url.as_deref().map(str::trim) {
+            None | Some("") => {
+                if !self.testmo_token.is_empty() || !self.testmo_projects.is_empty() {
+                    anyhow::bail!(
+                        "QA_PMS_TESTMO_TOKEN or QA_PMS_TESTMO_PROJECTS is set: QA_PMS_TESTMO_URL is needed too"
+                    );
+                }
+                None
+            }
+            Some(url) => {
+                if self.testmo_token.is_empty() || self.testmo_projects.is_empty() {
+                    anyhow::bail!(
+                        "QA_PMS_TESTMO_URL is set: QA_PMS_TESTMO_TOKEN and QA_PMS_TESTMO_PROJECTS are needed too"
+                    );
+                }
+                let mut config = qa_pms_testmo::TestmoConfig::new(
+                    url,
+                    &self.testmo_token,
+                    self.testmo_projects.clone(),
+                );
+                config.max_rps = self.testmo_max_rps;
+                config.timeout = self.testmo_timeout;
+                Some(config)
+            }
+        };
+        Ok(CatalogSettings {
+            postman,
+            testmo,
+            interval: self.catalog_sync_interval,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -154,6 +273,8 @@ pub struct ServeArgs {
     pub cache: CacheArgs,
     #[command(flatten)]
     pub jira: JiraArgs,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 }
 
 impl ServeArgs {
@@ -165,6 +286,7 @@ impl ServeArgs {
                 body_limit: self.body_limit,
             },
             jira: self.jira.settings()?,
+            catalog: self.catalog.settings()?,
         })
     }
 }
@@ -311,8 +433,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(?report, "loaded the demo dataset");
     }
     let (router, state) =
-        crate::app::try_build(store.clone(), args.app_config()?, axum::Router::new())
-            .context("invalid Jira settings")?;
+        crate::app::try_build(store.clone(), args.app_config()?, axum::Router::new())?;
     if let crate::tickets::TicketSource::Jira(_) = state.tickets {
         tracing::info!(
             jira = args.jira.jira_url.as_deref().unwrap_or_default(),
@@ -320,6 +441,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "tickets come from Jira, mirrored in the database"
         );
     }
+    for source in state.catalog.sources() {
+        tracing::info!(
+            source = source.source().as_str(),
+            interval = %humantime::format_duration(state.catalog.interval()),
+            "the catalog syncs from this source at start and on schedule"
+        );
+    }
+    crate::catalog::schedule(&state);
     if crate::invalidation::listen(state).await? {
         tracing::info!("listening for the other replicas' cache invalidations");
     }
@@ -352,6 +481,54 @@ pub async fn sync(command: SyncCommand) -> anyhow::Result<()> {
                 report.pages,
                 started.elapsed()
             );
+            Ok(())
+        }
+        SyncCommand::Catalog(args) => {
+            let config = AppConfig {
+                catalog: args.catalog.settings()?,
+                ..AppConfig::default()
+            };
+            if config.catalog.postman.is_none() && config.catalog.testmo.is_none() {
+                anyhow::bail!(
+                    "set QA_PMS_POSTMAN_API_KEY or QA_PMS_TESTMO_URL (and its token and projects) to sync the catalog"
+                );
+            }
+            let store = open(&args.database).await?;
+            let state = crate::state::AppState::new(store, &config)?;
+            let holder = format!("cli-{}", uuid::Uuid::new_v4().simple());
+            let started = std::time::Instant::now();
+            let outcomes = crate::catalog::run(&state, &holder, None).await;
+            let mut failed = 0;
+            for (source, outcome) in &outcomes {
+                match outcome {
+                    crate::catalog::SourceOutcome::Synced(change) => println!(
+                        "{}: {} added, {} changed, {} removed, {} unchanged",
+                        source.as_str(),
+                        change.added,
+                        change.changed,
+                        change.removed,
+                        change.unchanged
+                    ),
+                    crate::catalog::SourceOutcome::Failed(error) => {
+                        failed += 1;
+                        println!(
+                            "{}: failed, the previous entries stay: {error}",
+                            source.as_str()
+                        );
+                    }
+                    crate::catalog::SourceOutcome::Skipped => {
+                        failed += 1;
+                        println!(
+                            "{}: not synced, another sync of it is running",
+                            source.as_str()
+                        );
+                    }
+                }
+            }
+            println!("catalog sync ended in {:.1?}", started.elapsed());
+            if failed > 0 {
+                anyhow::bail!("{failed} source(s) not synced");
+            }
             Ok(())
         }
     }

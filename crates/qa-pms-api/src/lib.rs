@@ -4,9 +4,15 @@
 //! (`qa_pms_core::cache`), which on a miss loads it through `tickets.rs`: from the `Store`
 //! (`qa_pms_storage`) alone, or with Jira configured from the mirror or Jira (`qa_pms_jira`). Then
 //! `cached.rs` turns the cached entry into the JSON response.
+//!
+//! Where a search goes: `routes/search.rs` validates the query and asks the search cache, which on
+//! a miss runs it in the `Store`'s catalog. `catalog.rs` fills that catalog from Postman
+//! (`qa_pms_postman`) and Testmo (`qa_pms_testmo`); `routes/catalog.rs` imports entries and runs
+//! or reports syncs.
 
 pub mod app;
 pub mod cached;
+pub mod catalog;
 pub mod cli;
 pub mod error;
 pub mod extract;
@@ -19,5 +25,8 @@ pub mod state;
 pub mod sync;
 pub mod tickets;
 
-pub use app::{build, build_with, serve, shutdown_signal, try_build, AppConfig, JiraSettings};
+pub use app::{
+    build, build_with, serve, shutdown_signal, try_build, AppConfig, JiraSettings, SettingsError,
+};
+pub use catalog::CatalogSettings;
 pub use state::AppState;

@@ -25,6 +25,9 @@ pub struct Metrics {
     registry: Registry,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
+    /// Catalog syncs run by this process, by source and outcome (`changed`, `unchanged`,
+    /// `failed`, `skipped`).
+    pub catalog_syncs: IntCounterVec,
 }
 
 impl Metrics {
@@ -44,8 +47,19 @@ impl Metrics {
             &["method", "route"],
         )
         .expect("static metric definition");
+        let catalog_syncs = IntCounterVec::new(
+            Opts::new(
+                "qa_pms_catalog_syncs_total",
+                "Catalog syncs of a source by this process, by outcome.",
+            ),
+            &["source", "outcome"],
+        )
+        .expect("static metric definition");
         registry
             .register(Box::new(http_requests.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(catalog_syncs.clone()))
             .expect("registered once");
         registry
             .register(Box::new(http_duration.clone()))
@@ -60,6 +74,7 @@ impl Metrics {
             registry,
             http_requests,
             http_duration,
+            catalog_syncs,
         }
     }
 

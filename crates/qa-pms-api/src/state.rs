@@ -1,5 +1,5 @@
 //! The one `Clone` state every handler receives: storage, caches, the ticket source (database or
-//! Jira), metrics.
+//! Jira), the catalog sources (Postman, Testmo), metrics.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,7 +8,8 @@ use qa_pms_core::AppCache;
 use qa_pms_jira::JiraClient;
 use qa_pms_storage::Store;
 
-use crate::app::AppConfig;
+use crate::app::{AppConfig, SettingsError};
+use crate::catalog::CatalogSync;
 use crate::error::ApiError;
 use crate::invalidation::Invalidation;
 use crate::metrics::Metrics;
@@ -24,10 +25,12 @@ pub struct AppState {
     pub tickets: TicketSource,
     /// Set when Jira webhooks are accepted (Jira and a webhook secret configured).
     pub jira_webhook_secret: Option<Arc<[u8]>>,
+    /// Postman and Testmo, where configured, and this process's syncs of them.
+    pub catalog: Arc<CatalogSync>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: &AppConfig) -> Result<Self, qa_pms_jira::JiraError> {
+    pub fn new(store: Arc<dyn Store>, config: &AppConfig) -> Result<Self, SettingsError> {
         let cache = Arc::new(AppCache::new(config.cache));
         let instance: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let mut upstreams = Vec::new();
@@ -45,6 +48,8 @@ impl AppState {
                 (TicketSource::Jira(Arc::new(source)), secret)
             }
         };
+        let catalog = Arc::new(CatalogSync::new(&config.catalog)?);
+        upstreams.extend(catalog.sources().iter().map(|s| s.upstream().clone()));
         let metrics = Arc::new(Metrics::new(Arc::clone(&cache), upstreams));
         Ok(Self {
             store,
@@ -53,6 +58,7 @@ impl AppState {
             instance,
             tickets,
             jira_webhook_secret,
+            catalog,
         })
     }
 }

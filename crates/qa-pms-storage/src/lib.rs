@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use qa_pms_core::dashboard::KpiTotals;
 use qa_pms_core::{
-    CatalogEntry, JiraTicket, Pattern, SearchQuery, SearchResult, TicketKey, TicketPatch,
+    CatalogEntry, JiraTicket, Pattern, SearchQuery, SearchResult, Source, TicketKey, TicketPatch,
     TicketUpsert, Workflow, WorkflowTemplate,
 };
 use uuid::Uuid;
@@ -54,11 +54,52 @@ pub struct TicketPage {
     pub total: u64,
 }
 
-/// What a catalog import did.
+/// What an import or a sync did to the catalog, entry by entry. An entry whose name and text are
+/// what the catalog already holds counts as unchanged and is not written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ImportSummary {
-    pub inserted: u64,
-    pub updated: u64,
+pub struct CatalogChange {
+    pub added: u64,
+    pub changed: u64,
+    /// Only a sync removes: entries its source no longer has.
+    pub removed: u64,
+    pub unchanged: u64,
+}
+
+impl CatalogChange {
+    /// Whether any search could now answer differently.
+    pub fn is_empty(&self) -> bool {
+        self.added + self.changed + self.removed == 0
+    }
+}
+
+/// A finished sync's counts as the backends store them (`None` unless it succeeded); `unchanged`
+/// is not kept.
+fn change_from([added, changed, removed]: [Option<i64>; 3]) -> Option<CatalogChange> {
+    Some(CatalogChange {
+        added: u64::try_from(added?).ok()?,
+        changed: u64::try_from(changed?).ok()?,
+        removed: u64::try_from(removed?).ok()?,
+        unchanged: 0,
+    })
+}
+
+/// The sync record of one catalog source: the run in progress, or the last one that ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogSyncRecord {
+    pub source: Source,
+    /// Who runs it, while it runs.
+    pub holder: Option<String>,
+    /// A run still holding the source after this has stopped (its process died).
+    pub lease_until: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// What the last run changed, if it succeeded.
+    pub change: Option<CatalogChange>,
+    /// Why the last run failed.
+    pub error: Option<String>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// The entries of this source the catalog holds now.
+    pub entries: u64,
 }
 
 /// A ticket as the mirror of Jira holds it: the ticket, when it was last fetched from Jira
@@ -129,7 +170,37 @@ pub trait Store: Send + Sync + 'static {
     async fn release_ticket_fetch(&self, key: &TicketKey, holder: &str) -> StoreResult<()>;
 
     /// Adds entries, replacing those with the same source and url.
-    async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<ImportSummary>;
+    async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<CatalogChange>;
+
+    /// Starts a sync of `source` for `holder` until `until`, unless a run holds it whose lease has
+    /// not expired at `now`, or (with `unless_started_after`) a run started after that time.
+    async fn claim_catalog_sync(
+        &self,
+        source: Source,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        unless_started_after: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool>;
+    /// Makes `entries` the whole catalog of `source` in one transaction (added, changed, removed),
+    /// if `holder` still holds its sync; `None`, with nothing written, if it does not.
+    async fn replace_catalog(
+        &self,
+        source: Source,
+        holder: &str,
+        entries: &[CatalogEntry],
+    ) -> StoreResult<Option<CatalogChange>>;
+    /// Ends `holder`'s sync of `source`: what it changed, or why it failed. No-op if `holder` no
+    /// longer holds it.
+    async fn finish_catalog_sync(
+        &self,
+        source: Source,
+        holder: &str,
+        now: DateTime<Utc>,
+        outcome: Result<CatalogChange, String>,
+    ) -> StoreResult<()>;
+    /// Every source's sync record.
+    async fn catalog_syncs(&self) -> StoreResult<Vec<CatalogSyncRecord>>;
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<SearchResult>>;
 
     async fn kpi_totals(&self, since: DateTime<Utc>) -> StoreResult<KpiTotals>;

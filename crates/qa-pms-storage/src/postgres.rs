@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::search_sql::{relevance, search_sql, Dialect};
 use crate::{
-    Backend, ImportSummary, MirroredTicket, Notice, Store, StoreError, StoreResult, TicketFilter,
-    TicketPage,
+    change_from, Backend, CatalogChange, CatalogSyncRecord, MirroredTicket, Notice, Store,
+    StoreError, StoreResult, TicketFilter, TicketPage,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -324,15 +324,18 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<ImportSummary> {
+    async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<CatalogChange> {
         let mut tx = self.pool.begin().await?;
-        let mut summary = ImportSummary::default();
+        let mut change = CatalogChange::default();
         for e in entries {
-            let inserted: bool = sqlx::query_scalar(
+            // No row comes back when the stored name and text are already these (the update's
+            // WHERE): an entry imported again as it was is left alone, and counts as unchanged.
+            let inserted: Option<bool> = sqlx::query_scalar(
                 "INSERT INTO catalog_entries (source, url, name, text, search_name, search_text) \
                  VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (source, url) DO UPDATE SET name = EXCLUDED.name, text = EXCLUDED.text, \
                    search_name = EXCLUDED.search_name, search_text = EXCLUDED.search_text \
+                 WHERE catalog_entries.name <> EXCLUDED.name OR catalog_entries.text <> EXCLUDED.text \
                  RETURNING (xmax = 0)",
             )
             .bind(e.source.as_str())
@@ -341,16 +344,194 @@ impl Store for PostgresStore {
             .bind(&e.text)
             .bind(e.search_name())
             .bind(e.search_text())
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            if inserted {
-                summary.inserted += 1;
-            } else {
-                summary.updated += 1;
+            match inserted {
+                Some(true) => change.added += 1,
+                Some(false) => change.changed += 1,
+                None => change.unchanged += 1,
             }
         }
         tx.commit().await?;
-        Ok(summary)
+        Ok(change)
+    }
+
+    async fn claim_catalog_sync(
+        &self,
+        source: Source,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        unless_started_after: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        let claimed = sqlx::query(
+            "INSERT INTO catalog_syncs (source, holder, lease_until, started_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (source) DO UPDATE SET holder = EXCLUDED.holder, \
+               lease_until = EXCLUDED.lease_until, started_at = EXCLUDED.started_at, \
+               finished_at = NULL, added = NULL, changed = NULL, removed = NULL, error = NULL \
+             WHERE (catalog_syncs.holder IS NULL OR catalog_syncs.lease_until < $4) \
+               AND ($5::timestamptz IS NULL OR catalog_syncs.started_at <= $5)",
+        )
+        .bind(source.as_str())
+        .bind(holder)
+        .bind(until)
+        .bind(now)
+        .bind(unless_started_after)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    async fn replace_catalog(
+        &self,
+        source: Source,
+        holder: &str,
+        entries: &[CatalogEntry],
+    ) -> StoreResult<Option<CatalogChange>> {
+        let mut tx = self.pool.begin().await?;
+        // The sync's row locked first: a holder that lost its lease writes nothing, and a claim
+        // by another holder waits for this transaction.
+        let held: Option<String> = sqlx::query_scalar(
+            "SELECT source FROM catalog_syncs WHERE source = $1 AND holder = $2 FOR UPDATE",
+        )
+        .bind(source.as_str())
+        .bind(holder)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if held.is_none() {
+            return Ok(None);
+        }
+        // Statements over a temporary table are never kept prepared: the table is new each time.
+        sqlx::query(
+            "CREATE TEMP TABLE catalog_incoming (url TEXT PRIMARY KEY, name TEXT NOT NULL, \
+             text TEXT NOT NULL, search_name TEXT NOT NULL, search_text TEXT NOT NULL) \
+             ON COMMIT DROP",
+        )
+        .persistent(false)
+        .execute(&mut *tx)
+        .await?;
+        for batch in entries.chunks(BATCH) {
+            let column = |f: fn(&CatalogEntry) -> String| batch.iter().map(f).collect::<Vec<_>>();
+            sqlx::query(
+                "INSERT INTO catalog_incoming (url, name, text, search_name, search_text) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])",
+            )
+            .persistent(false)
+            .bind(column(|e| e.url.clone()))
+            .bind(column(|e| e.name.clone()))
+            .bind(column(|e| e.text.clone()))
+            .bind(column(CatalogEntry::search_name))
+            .bind(column(CatalogEntry::search_text))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("ANALYZE catalog_incoming")
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?;
+        let removed = sqlx::query(
+            "DELETE FROM catalog_entries AS c WHERE c.source = $1 \
+             AND NOT EXISTS (SELECT 1 FROM catalog_incoming AS i WHERE i.url = c.url)",
+        )
+        .persistent(false)
+        .bind(source.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let changed = sqlx::query(
+            "UPDATE catalog_entries AS c SET name = i.name, text = i.text, \
+               search_name = i.search_name, search_text = i.search_text \
+             FROM catalog_incoming AS i \
+             WHERE c.source = $1 AND c.url = i.url AND (c.name <> i.name OR c.text <> i.text)",
+        )
+        .persistent(false)
+        .bind(source.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let added = sqlx::query(
+            "INSERT INTO catalog_entries (source, url, name, text, search_name, search_text) \
+             SELECT $1, i.url, i.name, i.text, i.search_name, i.search_text \
+             FROM catalog_incoming AS i \
+             WHERE NOT EXISTS (SELECT 1 FROM catalog_entries AS c \
+                               WHERE c.source = $1 AND c.url = i.url)",
+        )
+        .persistent(false)
+        .bind(source.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(Some(CatalogChange {
+            added,
+            changed,
+            removed,
+            unchanged: entries.len() as u64 - added - changed,
+        }))
+    }
+
+    async fn finish_catalog_sync(
+        &self,
+        source: Source,
+        holder: &str,
+        now: DateTime<Utc>,
+        outcome: Result<CatalogChange, String>,
+    ) -> StoreResult<()> {
+        let (change, error) = match outcome {
+            Ok(change) => (Some(change), None),
+            Err(error) => (None, Some(error)),
+        };
+        sqlx::query(
+            "UPDATE catalog_syncs SET holder = NULL, lease_until = NULL, finished_at = $3, \
+               added = $4, changed = $5, removed = $6, error = $7, \
+               last_success_at = CASE WHEN $7::text IS NULL THEN $3 ELSE last_success_at END \
+             WHERE source = $1 AND holder = $2",
+        )
+        .bind(source.as_str())
+        .bind(holder)
+        .bind(now)
+        .bind(change.map(|c| c.added as i64))
+        .bind(change.map(|c| c.changed as i64))
+        .bind(change.map(|c| c.removed as i64))
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn catalog_syncs(&self) -> StoreResult<Vec<CatalogSyncRecord>> {
+        let rows = sqlx::query(
+            "SELECT source, holder, lease_until, started_at, finished_at, added, changed, removed, \
+               error, last_success_at, \
+               (SELECT COUNT(*) FROM catalog_entries AS c WHERE c.source = s.source) AS entries \
+             FROM catalog_syncs AS s ORDER BY source",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let source: String = row.try_get("source")?;
+                let counts: [Option<i64>; 3] = [
+                    row.try_get("added")?,
+                    row.try_get("changed")?,
+                    row.try_get("removed")?,
+                ];
+                Ok(CatalogSyncRecord {
+                    source: Source::from_str(&source)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    holder: row.try_get("holder")?,
+                    lease_until: row.try_get("lease_until")?,
+                    started_at: row.try_get("started_at")?,
+                    finished_at: row.try_get("finished_at")?,
+                    change: change_from(counts),
+                    error: row.try_get("error")?,
+                    last_success_at: row.try_get("last_success_at")?,
+                    entries: row.try_get::<i64, _>("entries")? as u64,
+                })
+            })
+            .collect()
     }
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<SearchResult>> {

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use crate::search_sql::{first_tier_sql, relevance, search_sql, Dialect, Walk};
 use crate::{
-    Backend, ImportSummary, MirroredTicket, Store, StoreError, StoreResult, TicketFilter,
-    TicketPage,
+    change_from, Backend, CatalogChange, CatalogSyncRecord, MirroredTicket, Store, StoreError,
+    StoreResult, TicketFilter, TicketPage,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -425,13 +425,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<ImportSummary> {
+    async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<CatalogChange> {
         let mut tx = self.pool.begin().await?;
-        let mut summary = ImportSummary::default();
+        let mut change = CatalogChange::default();
         for e in entries {
-            let updated = sqlx::query(
+            // Written only if the name or the text differ (`<>` compares bytes): an entry imported
+            // again as it was is left alone, and counts as unchanged.
+            let changed = sqlx::query(
                 "UPDATE catalog_entries SET name = ?3, text = ?4, search_name = ?5, search_text = ?6 \
-                 WHERE source = ?1 AND url = ?2",
+                 WHERE source = ?1 AND url = ?2 AND (name <> ?3 OR text <> ?4)",
             )
             .bind(e.source.as_str())
             .bind(&e.url)
@@ -442,26 +444,211 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            if updated == 0 {
-                sqlx::query(
-                    "INSERT INTO catalog_entries (source, url, name, text, search_name, search_text) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .bind(e.source.as_str())
-                .bind(&e.url)
-                .bind(&e.name)
-                .bind(&e.text)
-                .bind(e.search_name())
-                .bind(e.search_text())
-                .execute(&mut *tx)
-                .await?;
-                summary.inserted += 1;
+            if changed == 1 {
+                change.changed += 1;
+                continue;
+            }
+            let added = sqlx::query(
+                "INSERT INTO catalog_entries (source, url, name, text, search_name, search_text) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source, url) DO NOTHING",
+            )
+            .bind(e.source.as_str())
+            .bind(&e.url)
+            .bind(&e.name)
+            .bind(&e.text)
+            .bind(e.search_name())
+            .bind(e.search_text())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if added == 1 {
+                change.added += 1;
             } else {
-                summary.updated += 1;
+                change.unchanged += 1;
             }
         }
         tx.commit().await?;
-        Ok(summary)
+        Ok(change)
+    }
+
+    async fn claim_catalog_sync(
+        &self,
+        source: Source,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        unless_started_after: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        let claimed = sqlx::query(
+            "INSERT INTO catalog_syncs (source, holder, lease_until, started_at) \
+             VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (source) DO UPDATE SET holder = excluded.holder, \
+               lease_until = excluded.lease_until, started_at = excluded.started_at, \
+               finished_at = NULL, added = NULL, changed = NULL, removed = NULL, error = NULL \
+             WHERE (catalog_syncs.holder IS NULL OR catalog_syncs.lease_until < ?4) \
+               AND (?5 IS NULL OR catalog_syncs.started_at <= ?5)",
+        )
+        .bind(source.as_str())
+        .bind(holder)
+        .bind(millis(until))
+        .bind(millis(now))
+        .bind(unless_started_after.map(millis))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    async fn replace_catalog(
+        &self,
+        source: Source,
+        holder: &str,
+        entries: &[CatalogEntry],
+    ) -> StoreResult<Option<CatalogChange>> {
+        let mut tx = self.pool.begin().await?;
+        // A write first: the transaction takes the database's write lock here, and a holder that
+        // lost its lease writes nothing.
+        let held = sqlx::query(
+            "UPDATE catalog_syncs SET holder = holder WHERE source = ?1 AND holder = ?2",
+        )
+        .bind(source.as_str())
+        .bind(holder)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if held == 0 {
+            return Ok(None);
+        }
+        sqlx::query(
+            "CREATE TEMP TABLE IF NOT EXISTS catalog_incoming (url TEXT PRIMARY KEY, \
+             name TEXT NOT NULL, text TEXT NOT NULL, search_name TEXT NOT NULL, \
+             search_text TEXT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM temp.catalog_incoming")
+            .execute(&mut *tx)
+            .await?;
+        for batch in entries.chunks(ROWS_PER_INSERT) {
+            QueryBuilder::<Sqlite>::new(
+                "INSERT INTO temp.catalog_incoming (url, name, text, search_name, search_text) ",
+            )
+            .push_values(batch, |mut row, e| {
+                row.push_bind(&e.url)
+                    .push_bind(&e.name)
+                    .push_bind(&e.text)
+                    .push_bind(e.search_name())
+                    .push_bind(e.search_text());
+            })
+            .build()
+            .execute(&mut *tx)
+            .await?;
+        }
+        let removed = sqlx::query(
+            "DELETE FROM catalog_entries WHERE source = ?1 \
+             AND url NOT IN (SELECT url FROM temp.catalog_incoming)",
+        )
+        .bind(source.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let changed = sqlx::query(
+            "UPDATE catalog_entries SET name = i.name, text = i.text, \
+               search_name = i.search_name, search_text = i.search_text \
+             FROM temp.catalog_incoming AS i \
+             WHERE catalog_entries.source = ?1 AND catalog_entries.url = i.url \
+               AND (catalog_entries.name <> i.name OR catalog_entries.text <> i.text)",
+        )
+        .bind(source.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let added = sqlx::query(
+            "INSERT INTO catalog_entries (source, url, name, text, search_name, search_text) \
+             SELECT ?1, i.url, i.name, i.text, i.search_name, i.search_text \
+             FROM temp.catalog_incoming AS i \
+             WHERE NOT EXISTS (SELECT 1 FROM catalog_entries AS c \
+                               WHERE c.source = ?1 AND c.url = i.url)",
+        )
+        .bind(source.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM temp.catalog_incoming")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(CatalogChange {
+            added,
+            changed,
+            removed,
+            unchanged: entries.len() as u64 - added - changed,
+        }))
+    }
+
+    async fn finish_catalog_sync(
+        &self,
+        source: Source,
+        holder: &str,
+        now: DateTime<Utc>,
+        outcome: Result<CatalogChange, String>,
+    ) -> StoreResult<()> {
+        let (change, error) = match outcome {
+            Ok(change) => (Some(change), None),
+            Err(error) => (None, Some(error)),
+        };
+        sqlx::query(
+            "UPDATE catalog_syncs SET holder = NULL, lease_until = NULL, finished_at = ?3, \
+               added = ?4, changed = ?5, removed = ?6, error = ?7, \
+               last_success_at = CASE WHEN ?7 IS NULL THEN ?3 ELSE last_success_at END \
+             WHERE source = ?1 AND holder = ?2",
+        )
+        .bind(source.as_str())
+        .bind(holder)
+        .bind(millis(now))
+        .bind(change.map(|c| c.added as i64))
+        .bind(change.map(|c| c.changed as i64))
+        .bind(change.map(|c| c.removed as i64))
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn catalog_syncs(&self) -> StoreResult<Vec<CatalogSyncRecord>> {
+        let rows = sqlx::query(
+            "SELECT source, holder, lease_until, started_at, finished_at, added, changed, removed, \
+               error, last_success_at, \
+               (SELECT COUNT(*) FROM catalog_entries AS c WHERE c.source = s.source) AS entries \
+             FROM catalog_syncs AS s ORDER BY source",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let source: String = row.try_get("source")?;
+                let optional_time = |column: &str| -> StoreResult<Option<DateTime<Utc>>> {
+                    row.try_get::<Option<i64>, _>(column)?.map(time).transpose()
+                };
+                let counts: [Option<i64>; 3] = [
+                    row.try_get("added")?,
+                    row.try_get("changed")?,
+                    row.try_get("removed")?,
+                ];
+                Ok(CatalogSyncRecord {
+                    source: Source::from_str(&source)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    holder: row.try_get("holder")?,
+                    lease_until: optional_time("lease_until")?,
+                    started_at: time(row.try_get("started_at")?)?,
+                    finished_at: optional_time("finished_at")?,
+                    change: change_from(counts),
+                    error: row.try_get("error")?,
+                    last_success_at: optional_time("last_success_at")?,
+                    entries: row.try_get::<i64, _>("entries")? as u64,
+                })
+            })
+            .collect()
     }
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<SearchResult>> {

@@ -1,6 +1,7 @@
 //! Every endpoint, one module per resource. Each module's `router()` lists its routes; they are
 //! merged here.
 
+mod catalog;
 mod dashboard;
 mod health;
 mod search;
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(tickets::router())
         .merge(search::router())
+        .merge(catalog::router())
         .merge(dashboard::router())
         .merge(templates::router())
         .merge(workflows::router())

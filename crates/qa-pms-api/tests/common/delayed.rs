@@ -10,11 +10,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use qa_pms_core::dashboard::KpiTotals;
 use qa_pms_core::{
-    CatalogEntry, JiraTicket, Pattern, SearchQuery, SearchResult, TicketKey, TicketPatch,
+    CatalogEntry, JiraTicket, Pattern, SearchQuery, SearchResult, Source, TicketKey, TicketPatch,
     TicketUpsert, Workflow, WorkflowTemplate,
 };
 use qa_pms_storage::{
-    Backend, ImportSummary, MirroredTicket, Store, StoreResult, TicketFilter, TicketPage,
+    Backend, CatalogChange, CatalogSyncRecord, MirroredTicket, Store, StoreResult, TicketFilter,
+    TicketPage,
 };
 use uuid::Uuid;
 
@@ -114,8 +115,42 @@ impl Store for DelayedTicketReads {
     async fn release_ticket_fetch(&self, key: &TicketKey, holder: &str) -> StoreResult<()> {
         self.inner.release_ticket_fetch(key, holder).await
     }
-    async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<ImportSummary> {
+    async fn import_catalog(&self, entries: &[CatalogEntry]) -> StoreResult<CatalogChange> {
         self.inner.import_catalog(entries).await
+    }
+    async fn claim_catalog_sync(
+        &self,
+        source: Source,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        unless_started_after: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool> {
+        self.inner
+            .claim_catalog_sync(source, holder, now, until, unless_started_after)
+            .await
+    }
+    async fn replace_catalog(
+        &self,
+        source: Source,
+        holder: &str,
+        entries: &[CatalogEntry],
+    ) -> StoreResult<Option<CatalogChange>> {
+        self.inner.replace_catalog(source, holder, entries).await
+    }
+    async fn finish_catalog_sync(
+        &self,
+        source: Source,
+        holder: &str,
+        now: DateTime<Utc>,
+        outcome: Result<CatalogChange, String>,
+    ) -> StoreResult<()> {
+        self.inner
+            .finish_catalog_sync(source, holder, now, outcome)
+            .await
+    }
+    async fn catalog_syncs(&self) -> StoreResult<Vec<CatalogSyncRecord>> {
+        self.inner.catalog_syncs().await
     }
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<SearchResult>> {
         self.inner.search(query).await
