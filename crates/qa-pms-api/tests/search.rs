@@ -15,6 +15,7 @@ on_both_backends!(
     a_repeated_search_is_a_hit_and_an_import_invalidates_it,
     the_source_filter_and_limit_shape_results_and_the_cache_key,
     importing_an_existing_url_replaces_the_entry,
+    an_import_that_changes_nothing_keeps_every_cached_search,
     out_of_range_limits_and_bad_queries_are_400,
     bad_imports_are_4xx_and_change_nothing,
 );
@@ -146,9 +147,60 @@ async fn importing_an_existing_url_replaces_the_entry(backend: Backend) {
     )
     .await;
 
-    assert_eq!(summary, json!({"inserted": 1, "updated": 1}));
+    assert_eq!(
+        summary,
+        json!({"inserted": 1, "updated": 1, "unchanged": 0})
+    );
     let results = app.get("/api/v1/search?query=cart").await.json();
     assert_eq!(names(&results), ["Cart API v2"]);
+}
+
+async fn an_import_that_changes_nothing_keeps_every_cached_search(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    catalog(&app).await;
+    let searches = [
+        "/api/v1/search?query=login",
+        "/api/v1/search?query=cart&source=postman",
+    ];
+    for uri in searches {
+        assert_eq!(app.get(uri).await.cache_status(), "MISS", "{uri}");
+    }
+
+    // The same entries again, byte for byte: nothing written, nothing dropped.
+    let summary = import(
+        &app,
+        vec![
+            entry("postman", "Cart API", "https://p/2", "add items"),
+            entry(
+                "testmo",
+                "Login with SSO",
+                "https://t/1",
+                "single sign-on login",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        summary,
+        json!({"inserted": 0, "updated": 0, "unchanged": 2})
+    );
+    for uri in searches {
+        assert_eq!(app.get(uri).await.cache_status(), "HIT", "{uri}");
+    }
+
+    // A change of case only is a change: the next search reads the catalog again.
+    let summary = import(
+        &app,
+        vec![entry("postman", "Cart api", "https://p/2", "add items")],
+    )
+    .await;
+    assert_eq!(
+        summary,
+        json!({"inserted": 0, "updated": 1, "unchanged": 0})
+    );
+    let after = app.get(searches[1]).await;
+    assert_eq!(after.cache_status(), "MISS");
+    assert_eq!(names(&after.json()), ["Cart api"]);
 }
 
 async fn out_of_range_limits_and_bad_queries_are_400(backend: Backend) {
