@@ -11,12 +11,14 @@ use qa_pms_core::{
     CatalogEntry, JiraTicket, Pattern, SearchQuery, SearchResult, Source, StepProgress, TicketKey,
     TicketPatch, TicketUpsert, Workflow, WorkflowState, WorkflowTemplate,
 };
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::search_sql::{relevance, search_sql, Dialect};
+use crate::search_sql::{
+    occurs_sql, relevance, search_sql, tier_sql, walk_sql, Dialect, IndexWalk, COLUMNS,
+};
 use crate::{
     change_from, Backend, CatalogChange, CatalogSyncRecord, MirroredTicket, Notice, Store,
     StoreError, StoreResult, TicketFilter, TicketPage,
@@ -104,6 +106,71 @@ const SEARCH: Dialect = Dialect {
     contains: |column, pattern| format!("{column} LIKE {pattern} ESCAPE '\\'"),
     collate: " COLLATE \"C\"",
 };
+
+/// Whether some entry holds the term bound at `term` in `column`: a look at the first few hundred
+/// rows (a common term is there), then the trigram index through the functions of migration 0006
+/// (which an EXISTS alone would not use, see there). Exact either way.
+fn occurs(column: &str, term: &str) -> String {
+    format!(
+        "(EXISTS (SELECT 1 FROM (SELECT {column} FROM catalog_entries LIMIT 500) AS probe \
+                  WHERE {contains}) \
+          OR catalog_{column}_occurs({term}))",
+        contains = (SEARCH.contains)(column, term),
+    )
+}
+
+/// The walk index of migration 0006; these predicates are its and its complement's, verbatim.
+const WALK: IndexWalk = IndexWalk {
+    covered: "octet_length(name) + octet_length(search_name) + octet_length(url) <= 2000",
+    uncovered: "octet_length(name) + octet_length(search_name) + octet_length(url) > 2000",
+    entries: 4_000,
+};
+
+/// Whether the trigram indexes can look every term up: a term under three characters has no
+/// trigram. Other searches keep the single ranked query, which scans the table for them.
+fn trigram_indexable(query: &SearchQuery) -> bool {
+    query.terms().iter().all(|term| term.chars().count() >= 3)
+}
+
+/// Runs one of the search queries of `search_sql` (terms bound as LIKE patterns, then the source,
+/// then the limit): the rows, with `walked` if the query has that column.
+async fn ranked(
+    conn: &mut PgConnection,
+    sql: &str,
+    query: &SearchQuery,
+) -> StoreResult<(Vec<SearchResult>, Option<i64>)> {
+    // Planned with the terms' values, never from a cached generic plan: the planner then sees
+    // which terms the trigram indexes can look up, and scans the table for the others.
+    let mut q = sqlx::query(sql).persistent(false);
+    for term in query.terms() {
+        q = q.bind(SearchQuery::like_pattern(term));
+    }
+    if let Some(source) = query.source() {
+        q = q.bind(source.as_str());
+    }
+    let rows = q
+        .bind(i64::from(query.limit()))
+        .fetch_all(&mut *conn)
+        .await?;
+    let walked = match rows.first() {
+        Some(row) if row.columns().len() > 4 => Some(row.try_get::<i64, _>("walked")?),
+        _ => None,
+    };
+    let results = rows
+        .iter()
+        .map(|row| {
+            let source: String = row.try_get("source")?;
+            Ok(SearchResult {
+                source: Source::from_str(&source)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                name: row.try_get("name")?,
+                url: row.try_get("url")?,
+                relevance: relevance(i64::from(row.try_get::<i32, _>("score")?), query),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok((results, walked))
+}
 
 /// An estimate in the INTEGER column; validated drafts are far below `i32::MAX`.
 fn minutes(m: u32) -> i32 {
@@ -535,32 +602,63 @@ impl Store for PostgresStore {
     }
 
     async fn search(&self, query: &SearchQuery) -> StoreResult<Vec<SearchResult>> {
-        let sql = search_sql(query, &SEARCH, None);
-        // Planned with the terms' values, never from a cached generic plan: the planner then sees
-        // which terms the trigram indexes can look up, and scans the table for the others.
+        let mut conn = self.pool.acquire().await?;
+        if !trigram_indexable(query) {
+            return Ok(ranked(&mut conn, &search_sql(query, &SEARCH, None), query)
+                .await?
+                .0);
+        }
+        // Every step sees the same catalog: one read-only snapshot.
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let sql = occurs_sql(query, &SEARCH, occurs);
         let mut q = sqlx::query(&sql).persistent(false);
         for term in query.terms() {
             q = q.bind(SearchQuery::like_pattern(term));
         }
-        if let Some(source) = query.source() {
-            q = q.bind(source.as_str());
-        }
-        let rows = q
-            .bind(i64::from(query.limit()))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let source: String = row.try_get("source")?;
-                Ok(SearchResult {
-                    source: Source::from_str(&source)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    name: row.try_get("name")?,
-                    url: row.try_get("url")?,
-                    relevance: relevance(i64::from(row.try_get::<i32, _>("score")?), query),
-                })
+        let row = q.fetch_one(&mut *tx).await?;
+        let occurring = (0..query.terms().len())
+            .map(|t| {
+                let mut pair = [false; 2];
+                for (c, occurs) in pair.iter_mut().enumerate() {
+                    *occurs = row.try_get(t * COLUMNS.len() + c)?;
+                }
+                Ok(pair)
             })
-            .collect()
+            .collect::<StoreResult<Vec<[bool; 2]>>>()?;
+        let limit = query.limit() as usize;
+        let found = if !occurring.iter().flatten().any(|o| *o) {
+            // No entry holds any term.
+            Vec::new()
+        } else {
+            let mut found = None;
+            if occurring.iter().any(|[in_names, _]| *in_names) {
+                let sql = walk_sql(query, &SEARCH, &occurring, &WALK);
+                let (walk, walked) = ranked(&mut tx, &sql, query).await?;
+                if walked == Some(limit as i64) {
+                    found = Some(walk);
+                }
+            }
+            if found.is_none() {
+                let (tier, _) =
+                    ranked(&mut tx, &tier_sql(query, &SEARCH, &occurring), query).await?;
+                if tier.len() == limit {
+                    found = Some(tier);
+                }
+            }
+            match found {
+                Some(found) => found,
+                None => {
+                    ranked(&mut tx, &search_sql(query, &SEARCH, None), query)
+                        .await?
+                        .0
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(found)
     }
 
     async fn kpi_totals(&self, since: DateTime<Utc>) -> StoreResult<KpiTotals> {

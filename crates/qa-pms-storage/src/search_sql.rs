@@ -15,6 +15,13 @@
 //! worth, so the entries holding every one of them come first, in name order, and a walk of the
 //! name index that finds `limit` of them has the answer without reading every match (a common
 //! term matches thousands of entries, and ranking them all means reading all their names).
+//!
+//! PostgreSQL does the same in steps, in one snapshot: [`occurs_sql`] says which (term, column)
+//! pairs occur; [`walk_sql`] walks an index in name order that holds the lower-cased name (an
+//! index-only scan, reading the table only for the entries whose names hold every occurring name
+//! term); when the walk falls short, [`tier_sql`] intersects the trigram indexes for the entries
+//! holding every occurring pair (few, when their names come late in name order) and sorts those;
+//! and only when they are fewer than `limit`, [`search_sql`] ranks every match.
 
 use qa_pms_core::catalog::{NAME_POINTS, TEXT_POINTS};
 use qa_pms_core::SearchQuery;
@@ -45,6 +52,7 @@ struct Parts {
     terms: Vec<String>,
     score: String,
     source: String,
+    source_placeholder: Option<String>,
     limit: String,
 }
 
@@ -66,16 +74,18 @@ fn parts(query: &SearchQuery, dialect: &Dialect) -> Parts {
         })
         .collect();
     let mut next = terms.len() + 1;
-    let source = if query.source().is_some() {
+    let source_placeholder = query.source().map(|_| {
         next += 1;
-        format!(" AND source = {}", (dialect.placeholder)(next - 1))
-    } else {
-        String::new()
-    };
+        (dialect.placeholder)(next - 1)
+    });
+    let source = source_placeholder
+        .as_ref()
+        .map_or_else(String::new, |p| format!(" AND source = {p}"));
     Parts {
         terms,
         score: score.join(" + "),
         source,
+        source_placeholder,
         limit: (dialect.placeholder)(next),
     }
 }
@@ -93,6 +103,7 @@ pub(crate) fn search_sql(
         score,
         source,
         limit,
+        ..
     } = parts(query, dialect);
     let any: Vec<String> = terms
         .iter()
@@ -125,6 +136,7 @@ pub(crate) fn first_tier_sql(query: &SearchQuery, dialect: &Dialect, walk: &Walk
         score,
         source,
         limit,
+        ..
     } = parts(query, dialect);
     let mut in_some_name = Vec::with_capacity(terms.len());
     let mut holds_every_pair = Vec::with_capacity(terms.len() * 2);
@@ -154,6 +166,136 @@ pub(crate) fn first_tier_sql(query: &SearchQuery, dialect: &Dialect, walk: &Walk
          ORDER BY name{collate}, source{collate}, url{collate} LIMIT {limit}",
         in_some_name = in_some_name.join(" OR "),
         every = holds_every_pair.join(" AND "),
+    )
+}
+
+/// The two columns a term is looked for in, in the order of [`Occurring`].
+pub(crate) const COLUMNS: [&str; 2] = ["search_name", "search_text"];
+
+/// Which (term, column) pairs occur in the catalog: for each term in query order, whether some
+/// entry's name and whether some entry's text contains it ([`COLUMNS`] order).
+pub(crate) type Occurring = [[bool; 2]];
+
+/// One row of one boolean per (term, column) pair, term by term, in [`COLUMNS`] order: whether
+/// the pair occurs, by `occurs(column, term placeholder)`. Binds the terms only.
+pub(crate) fn occurs_sql(
+    query: &SearchQuery,
+    dialect: &Dialect,
+    occurs: fn(&str, &str) -> String,
+) -> String {
+    let pairs: Vec<String> = (1..=query.terms().len())
+        .map(dialect.placeholder)
+        .flat_map(|t| COLUMNS.map(|column| occurs(column, &t)))
+        .collect();
+    format!("SELECT {}", pairs.join(", "))
+}
+
+/// `contains` of every occurring (term, column) pair, on `columns` (the name column, the text
+/// column) as the query names them.
+fn every_occurring(
+    terms: &[String],
+    occurring: &Occurring,
+    dialect: &Dialect,
+    columns: [&str; 2],
+) -> Vec<String> {
+    terms
+        .iter()
+        .zip(occurring)
+        .flat_map(|(t, occurs)| {
+            columns
+                .iter()
+                .zip(occurs)
+                .filter(|(_, occurs)| **occurs)
+                .map(|(column, _)| (dialect.contains)(column, t))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// What [`walk_sql`] needs besides the [`Dialect`]: a B-tree index in ranking order holding `id`
+/// and `search_name`, partial on `covered`; `uncovered` holds for the other entries (few, with
+/// an index of their own).
+pub(crate) struct IndexWalk {
+    pub covered: &'static str,
+    pub uncovered: &'static str,
+    /// The most entries of the index the walk reads in name order before giving up.
+    pub entries: u32,
+}
+
+/// The first `limit` entries, in name order, holding every occurring pair (at least one of them
+/// in names): the search's answer when the column `walked` says that the walk found `limit` of
+/// them among the first [`IndexWalk::entries`] entries of the index. The names are tested in the
+/// index; the table is read only for the entries whose names pass. The entries the index leaves
+/// out are tested all and merged in.
+pub(crate) fn walk_sql(
+    query: &SearchQuery,
+    dialect: &Dialect,
+    occurring: &Occurring,
+    walk: &IndexWalk,
+) -> String {
+    let Parts {
+        terms,
+        score,
+        source,
+        source_placeholder,
+        limit,
+    } = parts(query, dialect);
+    let collate = dialect.collate;
+    let order = format!("name{collate}, source{collate}, url{collate}");
+    // Names are tested in the index, texts in the table's row.
+    let mut in_walk = every_occurring(
+        &terms,
+        occurring,
+        dialect,
+        ["walk_search_name", "search_text"],
+    );
+    if let Some(p) = &source_placeholder {
+        in_walk.push(format!("walk_source = {p}"));
+    }
+    let every = every_occurring(&terms, occurring, dialect, COLUMNS);
+    format!(
+        "WITH walk AS (\
+           SELECT source, name, url, ({score}) AS score FROM (\
+             SELECT id AS walk_id, name{collate} AS walk_name, source{collate} AS walk_source, \
+                    url{collate} AS walk_url, search_name AS walk_search_name \
+             FROM catalog_entries WHERE {covered} ORDER BY {order} LIMIT {entries}) AS index_entries \
+           JOIN catalog_entries ON id = walk_id WHERE {in_walk} \
+           ORDER BY walk_name, walk_source, walk_url LIMIT {limit}), \
+         uncovered AS (\
+           SELECT source, name, url, ({score}) AS score FROM catalog_entries \
+           WHERE {uncovered} AND {every}{source} ORDER BY {order} LIMIT {limit}) \
+         SELECT source, name, url, score, (SELECT COUNT(*) FROM walk) AS walked FROM (\
+           SELECT source, name, url, score FROM walk \
+           UNION ALL SELECT source, name, url, score FROM uncovered) AS found \
+         ORDER BY {order} LIMIT {limit}",
+        covered = walk.covered,
+        uncovered = walk.uncovered,
+        entries = walk.entries,
+        in_walk = in_walk.join(" AND "),
+        every = every.join(" AND "),
+    )
+}
+
+/// The first `limit` entries, in name order, holding every occurring pair (at least one): the
+/// search's answer when there are `limit` of them. The entries are found by intersecting the
+/// pairs' index lookups, all of them, then sorted.
+pub(crate) fn tier_sql(query: &SearchQuery, dialect: &Dialect, occurring: &Occurring) -> String {
+    let Parts {
+        terms,
+        score,
+        source,
+        limit,
+        ..
+    } = parts(query, dialect);
+    let collate = dialect.collate;
+    let every = every_occurring(&terms, occurring, dialect, COLUMNS);
+    format!(
+        "WITH tier AS MATERIALIZED (\
+           SELECT source, name, url, ({score}) AS score FROM catalog_entries \
+           WHERE {every}{source}) \
+         SELECT source, name, url, score FROM tier \
+         ORDER BY name{collate}, source{collate}, url{collate} LIMIT {limit}",
+        every = every.join(" AND "),
     )
 }
 
