@@ -34,6 +34,7 @@ on_both_backends!(
     searches_during_a_sync_see_the_old_catalog_or_the_new_one_never_a_mix,
     a_run_that_lost_its_claim_writes_nothing,
     a_scheduled_run_leaves_a_source_synced_within_the_interval,
+    qa_pms_sync_catalog_imports_every_request_and_case_and_fails_loudly,
 );
 
 /// Requests in the demo collections, and cases in the demo project.
@@ -643,4 +644,77 @@ async fn without_a_source_a_sync_is_409_and_the_status_lists_none() {
     assert_eq!(refused.assert_error(StatusCode::CONFLICT), "conflict");
     assert!(String::from_utf8_lossy(&refused.body).contains("QA_PMS_POSTMAN_API_KEY"));
     assert_eq!(status.json()["sources"], json!([]));
+}
+
+/// Runs the `qa-pms` binary with the fakes' settings and `extra` arguments.
+async fn qa_pms(app: &TestApp, upstreams: &Upstreams, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_qa-pms"));
+    command
+        .args(args)
+        .env("DATABASE_URL", &app.url)
+        .env("QA_PMS_POSTMAN_API_KEY", upstreams.postman.api_key())
+        .env("QA_PMS_POSTMAN_URL", upstreams.postman.url())
+        .env("QA_PMS_POSTMAN_TIMEOUT", "5s")
+        .env("QA_PMS_TESTMO_URL", upstreams.testmo.url())
+        .env("QA_PMS_TESTMO_TOKEN", upstreams.testmo.token())
+        .env("QA_PMS_TESTMO_PROJECTS", "1,2")
+        .env("QA_PMS_TESTMO_TIMEOUT", "5s")
+        .env("RUST_LOG", "warn");
+    tokio::task::spawn_blocking(move || command.output().expect("run qa-pms"))
+        .await
+        .unwrap()
+}
+
+async fn qa_pms_sync_catalog_imports_every_request_and_case_and_fails_loudly(backend: Backend) {
+    let upstreams = Upstreams::demo().await;
+    upstreams
+        .testmo
+        .put_cases(2, (500..620).map(FakeCase::generated));
+    let app = TestApp::new(backend).await;
+
+    let synced = qa_pms(&app, &upstreams, &["sync", "catalog"]).await;
+
+    let stdout = String::from_utf8_lossy(&synced.stdout);
+    assert!(
+        synced.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+    assert!(
+        stdout.contains("postman: 10 added, 0 changed, 0 removed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("testmo: 123 added, 0 changed, 0 removed"),
+        "{stdout}"
+    );
+    let refund = search(&app, "query=refund+more+than&source=postman")
+        .await
+        .json();
+    assert_eq!(
+        names(&refund)[0],
+        "Shop API / Orders / Refunds / Edge cases / Refund more than paid"
+    );
+    let generated = search(&app, "query=scenario+619").await.json();
+    assert_eq!(names(&generated)[0], "Profile: scenario 619");
+    let status = app.get("/api/v1/catalog/sync").await.json();
+    assert_eq!(source(&status, "testmo")["entries"], 123);
+
+    // Postman refuses the key: the command says so and fails; Testmo's run still counts.
+    upstreams.postman.set_down(Some(Failure::Status(401)));
+    let failed = qa_pms(&app, &upstreams, &["sync", "catalog"]).await;
+
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    assert!(!failed.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("postman: failed, the previous entries stay"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("testmo: 0 added, 0 changed, 0 removed, 123 unchanged"),
+        "{stdout}"
+    );
+    let status = app.get("/api/v1/catalog/sync").await.json();
+    assert_eq!(source(&status, "postman")["state"], "failed");
+    assert_eq!(source(&status, "postman")["entries"], DEMO_REQUESTS);
 }
