@@ -18,6 +18,7 @@ on_both_backends!(
     an_import_that_changes_nothing_keeps_every_cached_search,
     out_of_range_limits_and_bad_queries_are_400,
     bad_imports_are_4xx_and_change_nothing,
+    a_nul_character_is_a_400_never_a_5xx,
 );
 
 fn entry(source: &str, name: &str, url: &str, text: &str) -> Value {
@@ -251,4 +252,28 @@ async fn bad_imports_are_4xx_and_change_nothing(backend: Backend) {
     empty.assert_error(StatusCode::BAD_REQUEST);
     let ok = app.get("/api/v1/search?query=ok").await.json();
     assert_eq!(ok, json!([]), "a rejected import writes nothing");
+}
+
+async fn a_nul_character_is_a_400_never_a_5xx(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    catalog(&app).await;
+
+    let search = app.get("/api/v1/search?query=log%00in").await;
+    let import = app
+        .post(
+            "/api/v1/catalog/import",
+            json!({"entries": [entry("postman", "Null\u{0}byte", "https://p/9", "")]}),
+        )
+        .await;
+    let in_text = app
+        .post(
+            "/api/v1/catalog/import",
+            json!({"entries": [entry("postman", "Nul", "https://p/9", "a\u{0}b")]}),
+        )
+        .await;
+
+    search.assert_error(StatusCode::BAD_REQUEST);
+    import.assert_error(StatusCode::BAD_REQUEST);
+    in_text.assert_error(StatusCode::BAD_REQUEST);
+    assert_eq!(app.get("/api/v1/search?query=nul").await.json(), json!([]));
 }

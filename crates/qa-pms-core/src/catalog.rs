@@ -151,6 +151,12 @@ impl SearchQuery {
                 format!("must be at most {QUERY_MAX_CHARS} characters"),
             ));
         }
+        if query.contains('\0') {
+            return Err(ValidationError::new(
+                "query",
+                "must not contain NUL (U+0000) characters",
+            ));
+        }
         let mut terms: Vec<String> = Vec::new();
         for term in query.split_whitespace().map(str::to_lowercase) {
             if !terms.contains(&term) {

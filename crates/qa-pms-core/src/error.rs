@@ -30,12 +30,19 @@ pub(crate) fn required_text(
     bounded_text(field, trimmed, max).map(str::to_owned)
 }
 
-/// Checks that a text field is at most `max` characters long.
+/// Checks that a text field is at most `max` characters long and holds no NUL, which PostgreSQL
+/// cannot store (and SQLite's full-text index stops reading at).
 pub(crate) fn bounded_text<'a>(
     field: &'static str,
     value: &'a str,
     max: usize,
 ) -> Result<&'a str, ValidationError> {
+    if value.contains('\0') {
+        return Err(ValidationError::new(
+            field,
+            "must not contain NUL (U+0000) characters",
+        ));
+    }
     if value.chars().count() > max {
         return Err(ValidationError::new(
             field,
