@@ -25,9 +25,11 @@ use crate::app::SettingsError;
 use crate::invalidation::Invalidation;
 use crate::state::AppState;
 
-/// How long a run holds its source: another replica may take the source over after this (the run
-/// was abandoned: its process died). A run gives up fetching well before ([`FETCH_DEADLINE`]).
-pub const SYNC_LEASE: Duration = Duration::from_secs(30 * 60);
+/// How long a run holds its source without renewing its claim: another run may take the source
+/// over after this (the run was abandoned: its process died or was stopped mid-run). A run renews
+/// its claim every [`RENEW_EVERY`] while it fetches.
+pub const SYNC_LEASE: Duration = Duration::from_secs(2 * 60);
+pub const RENEW_EVERY: Duration = Duration::from_secs(30);
 /// The longest a run waits for its source's whole catalog.
 pub const FETCH_DEADLINE: Duration = Duration::from_secs(25 * 60);
 /// The default `QA_PMS_CATALOG_SYNC_INTERVAL`.
@@ -266,7 +268,8 @@ async fn sync_source(
             return SourceOutcome::Failed(format!("database: {error}"));
         }
     }
-    let outcome = match tokio::time::timeout(FETCH_DEADLINE, source.entries()).await {
+    let fetch = tokio::time::timeout(FETCH_DEADLINE, source.entries());
+    let outcome = match renewing(state, which, holder, fetch).await {
         Err(_) => Err(format!(
             "{} did not return its catalog within {}",
             which.as_str(),
@@ -312,6 +315,38 @@ async fn sync_source(
     match outcome {
         Ok(change) => SourceOutcome::Synced(change),
         Err(error) => SourceOutcome::Failed(error),
+    }
+}
+
+/// Runs `work` while renewing `holder`'s claim of `source`, so that the claim outlives a long
+/// fetch but not a dead process.
+async fn renewing<T>(
+    state: &AppState,
+    source: Source,
+    holder: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let renew = async {
+        loop {
+            tokio::time::sleep(RENEW_EVERY).await;
+            let until = Utc::now() + SYNC_LEASE;
+            match state.store.renew_catalog_sync(source, holder, until).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    source = source.as_str(),
+                    "catalog sync lost its claim; its catalog will not be written"
+                ),
+                Err(error) => tracing::warn!(
+                    source = source.as_str(),
+                    %error,
+                    "could not renew a catalog sync's claim"
+                ),
+            }
+        }
+    };
+    tokio::select! {
+        done = work => done,
+        never = renew => never,
     }
 }
 

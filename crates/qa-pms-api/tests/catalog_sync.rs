@@ -565,6 +565,12 @@ async fn a_run_that_lost_its_claim_writes_nothing(backend: Backend) {
         .await
         .unwrap());
 
+    // A's renewal fails; B's extends its own claim only.
+    let renewed = |holder: &'static str| {
+        store.renew_catalog_sync(Source::Testmo, holder, lease + chrono::Duration::minutes(1))
+    };
+    assert!(!renewed("a").await.unwrap());
+    assert!(renewed("b").await.unwrap());
     let stale = store
         .replace_catalog(Source::Testmo, "a", &[entry("from-a")])
         .await

@@ -182,6 +182,13 @@ pub trait Store: Send + Sync + 'static {
         until: DateTime<Utc>,
         unless_started_after: Option<DateTime<Utc>>,
     ) -> StoreResult<bool>;
+    /// Extends `holder`'s sync of `source` to `until`; `false` if it no longer holds it.
+    async fn renew_catalog_sync(
+        &self,
+        source: Source,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// Makes `entries` the whole catalog of `source` in one transaction (added, changed, removed),
     /// if `holder` still holds its sync; `None`, with nothing written, if it does not.
     async fn replace_catalog(

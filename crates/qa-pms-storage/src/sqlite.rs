@@ -499,6 +499,24 @@ impl Store for SqliteStore {
         Ok(claimed == 1)
     }
 
+    async fn renew_catalog_sync(
+        &self,
+        source: Source,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let renewed = sqlx::query(
+            "UPDATE catalog_syncs SET lease_until = ?3 WHERE source = ?1 AND holder = ?2",
+        )
+        .bind(source.as_str())
+        .bind(holder)
+        .bind(millis(until))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(renewed == 1)
+    }
+
     async fn replace_catalog(
         &self,
         source: Source,

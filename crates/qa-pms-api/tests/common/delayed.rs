@@ -130,6 +130,14 @@ impl Store for DelayedTicketReads {
             .claim_catalog_sync(source, holder, now, until, unless_started_after)
             .await
     }
+    async fn renew_catalog_sync(
+        &self,
+        source: Source,
+        holder: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.inner.renew_catalog_sync(source, holder, until).await
+    }
     async fn replace_catalog(
         &self,
         source: Source,
