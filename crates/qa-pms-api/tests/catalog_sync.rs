@@ -522,8 +522,24 @@ async fn searches_during_a_sync_see_the_old_catalog_or_the_new_one_never_a_mix(b
             })
         })
         .collect();
-    let status = sync(&app).await;
-    finished.store(true, SeqCst);
+    // The acknowledgement a client sees: the status saying the run finished.
+    let started = Utc::now() - chrono::Duration::milliseconds(1);
+    let accepted = app.post("/api/v1/catalog/sync", json!({})).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    loop {
+        let status = app.get("/api/v1/catalog/sync").await.json();
+        let testmo = source(&status, "testmo");
+        let this_run = testmo["started_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t >= started);
+        if this_run && testmo["state"] == "finished" {
+            finished.store(true, SeqCst);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let status = wait_for_the_run(&app).await;
     assert_eq!(source(&status, "testmo")["changed"], 300);
     let mut seen_old = 0;
     for searcher in searchers {
