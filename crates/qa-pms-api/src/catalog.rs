@@ -162,8 +162,8 @@ pub async fn run(
     recent: Option<Duration>,
 ) -> Vec<(Source, SourceOutcome)> {
     let mut runs = tokio::task::JoinSet::new();
-    for source in state.catalog.sources().iter().cloned() {
-        let (state, holder) = (state.clone(), holder.to_owned());
+    for source in state.catalog.sources() {
+        let (state, holder, source) = (state.clone(), holder.to_owned(), source.clone());
         runs.spawn(async move {
             let outcome = sync_source(&state, &source, &holder, recent).await;
             state
