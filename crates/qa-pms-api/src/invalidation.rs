@@ -1,32 +1,139 @@
-//! What a write invalidates, applied here and published to the other replicas.
+//! What a write invalidates, and how every process learns it.
 //!
-//! Within one process a write never lets a later read see what it replaced (the generation check
-//! in `qa_pms_core::cache`). Across replicas on PostgreSQL, each write is also sent with `NOTIFY`;
-//! every replica `LISTEN`s and applies it, so another replica stops serving the old entry within
-//! the notification's delivery time (milliseconds), not at the end of the entry's TTL. If the feed
-//! loses its connection, the replica drops everything it has cached, since it may have missed
-//! messages.
+//! The database records each write's invalidations in the write's own transaction (the outbox
+//! table `cache_invalidations`, filled by triggers on every cached table: migration 0007 on
+//! PostgreSQL, 0006 on SQLite), whoever writes: the service, `psql`, a migration, another process.
+//! Each process reads the outbox from where it last stopped ([`Outbox::catch_up`]) and applies
+//! what it finds:
+//! - after each of its own writes, before answering, so that a write is never followed by a read
+//!   of what it replaced (with the generation check in `qa_pms_core::cache`);
+//! - when PostgreSQL's `NOTIFY` says another transaction recorded some (milliseconds after its
+//!   commit), and every few seconds regardless; on SQLite every 250 ms, for writes of other
+//!   processes to the file;
+//! - after the feed lost its connection: what it missed is read again, nothing is flushed, unless
+//!   the outbox no longer holds it ([`RETENTION`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use qa_pms_core::{AppCache, TicketKey};
-use qa_pms_storage::Notice;
+use qa_pms_storage::{Notice, Store, StoreResult};
 use uuid::Uuid;
 
 use crate::state::AppState;
 
+/// How long the outbox keeps an invalidation. A process that could not read it for longer may have
+/// missed some, and drops everything it cached.
+pub const RETENTION: Duration = Duration::from_secs(10 * 60);
+/// How often a process reads the outbox without being woken: on SQLite, the only way to learn of
+/// another process's writes; on PostgreSQL, a safety net under `NOTIFY`.
+const POLL_SQLITE: Duration = Duration::from_millis(250);
+const POLL_POSTGRES: Duration = Duration::from_secs(5);
+/// Between two attempts to read the outbox while the database does not answer.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// Where this process stands in the outbox.
+#[derive(Debug)]
+pub struct Outbox {
+    reader: tokio::sync::Mutex<Reader>,
+    /// When the last read succeeded, in milliseconds since `started` (for the lag metric).
+    last_read_ms: AtomicU64,
+    started: Instant,
+}
+
+#[derive(Debug)]
+struct Reader {
+    position: u64,
+    /// Rows already applied that a later read may return again, with their positions.
+    applied: HashMap<i64, u64>,
+    last_read: Instant,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self {
+            reader: tokio::sync::Mutex::new(Reader {
+                // From the start of what the outbox keeps: a new process has nothing cached, so
+                // applying old invalidations costs nothing.
+                position: 0,
+                applied: HashMap::new(),
+                last_read: Instant::now(),
+            }),
+            last_read_ms: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Outbox {
+    /// Applies every invalidation recorded since the last read; returns how many distinct ones.
+    pub async fn catch_up(&self, store: &dyn Store, cache: &AppCache) -> StoreResult<usize> {
+        let mut reader = self.reader.lock().await;
+        let read = store.read_outbox(reader.position).await?;
+        let mut fresh = Vec::new();
+        for row in read.rows {
+            if reader.applied.insert(row.seq, row.position).is_none() {
+                fresh.push(row.message);
+            }
+        }
+        // A transaction that wrote several rows of one kind (two statements on the workflows)
+        // drops that kind once.
+        let mut seen = HashSet::new();
+        fresh.retain(|message| seen.insert(message.clone()));
+        for message in &fresh {
+            match Invalidation::decode(message) {
+                Some((_, invalidation)) => invalidation.apply(cache).await,
+                None => {
+                    tracing::warn!(%message, "unreadable invalidation; dropping every cache");
+                    cache.invalidate_all();
+                }
+            }
+        }
+        let next = read.next;
+        reader.applied.retain(|_, position| *position >= next);
+        reader.position = next;
+        reader.last_read = Instant::now();
+        let since_start = reader.last_read.duration_since(self.started).as_millis();
+        self.last_read_ms.store(
+            u64::try_from(since_start).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        Ok(fresh.len())
+    }
+
+    /// How long since this process last read the outbox.
+    pub async fn unread_for(&self) -> Duration {
+        self.reader.lock().await.last_read.elapsed()
+    }
+
+    /// [`Self::unread_for`] without waiting for a read under way (for `/metrics`).
+    pub fn lag(&self) -> Duration {
+        let last = Duration::from_millis(self.last_read_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalidation {
     Ticket(TicketKey),
+    /// Every ticket (a bulk write).
+    AllTickets,
     /// Any search may rank differently (a catalog import).
     AllSearches,
     /// Every KPI period (a workflow change or a recorded pattern).
     Dashboards,
     Template(Uuid),
+    /// Every template (a bulk write).
+    AllTemplates,
 }
 
 impl Invalidation {
     pub async fn apply(&self, cache: &AppCache) {
         match self {
             Invalidation::Ticket(key) => cache.tickets.invalidate(key).await,
+            Invalidation::AllTickets => cache.tickets.invalidate_all(),
+            Invalidation::AllTemplates => cache.templates.invalidate_all(),
             Invalidation::AllSearches => cache.search.invalidate_all(),
             Invalidation::Dashboards => cache.invalidate_dashboards().await,
             Invalidation::Template(id) => cache.templates.invalidate(id).await,
@@ -37,6 +144,8 @@ impl Invalidation {
     pub fn encode(&self, origin: &str) -> String {
         match self {
             Invalidation::Ticket(key) => format!("{origin} ticket {key}"),
+            Invalidation::AllTickets => format!("{origin} tickets"),
+            Invalidation::AllTemplates => format!("{origin} templates"),
             Invalidation::AllSearches => format!("{origin} search"),
             Invalidation::Dashboards => format!("{origin} dashboards"),
             Invalidation::Template(id) => format!("{origin} template {id}"),
@@ -50,6 +159,8 @@ impl Invalidation {
         let invalidation = match (parts.next()?, parts.next()) {
             ("ticket", Some(key)) => Invalidation::Ticket(TicketKey::parse(key).ok()?),
             ("search", None) => Invalidation::AllSearches,
+            ("tickets", None) => Invalidation::AllTickets,
+            ("templates", None) => Invalidation::AllTemplates,
             ("dashboards", None) => Invalidation::Dashboards,
             ("template", Some(id)) => Invalidation::Template(Uuid::parse_str(id).ok()?),
             _ => return None,
@@ -58,31 +169,75 @@ impl Invalidation {
     }
 }
 
-/// Applies the other replicas' invalidations until the feed ends. Returns `false` at once where
-/// the backend has no feed (SQLite: one process).
+/// Follows the outbox for as long as the process runs: woken by the feed where the backend has one
+/// (PostgreSQL), polling it otherwise. Returns whether there is a feed.
 pub async fn listen(state: AppState) -> Result<bool, qa_pms_storage::StoreError> {
-    let Some(mut notices) = state.store.subscribe_invalidations().await? else {
-        return Ok(false);
-    };
+    let mut notices = state.store.subscribe_invalidations().await?;
+    let has_feed = notices.is_some();
+    let poll = if has_feed { POLL_POSTGRES } else { POLL_SQLITE };
     tokio::spawn(async move {
-        while let Some(notice) = notices.recv().await {
-            match notice {
-                Notice::Message(message) => match Invalidation::decode(&message) {
-                    Some((origin, _)) if origin == &*state.instance => {}
-                    Some((_, invalidation)) => invalidation.apply(&state.cache).await,
-                    None => {
-                        tracing::warn!(%message, "unreadable invalidation; dropping every cache");
-                        state.cache.invalidate_all();
+        let mut pruned = Instant::now();
+        loop {
+            let woken = match &mut notices {
+                Some(feed) => match tokio::time::timeout(poll, feed.recv()).await {
+                    Ok(Some(notice)) => Some(notice),
+                    Ok(None) => {
+                        notices = None; // the feed ended: poll
+                        None
                     }
+                    Err(_) => None,
                 },
-                Notice::Lost => {
-                    tracing::warn!("invalidation feed lost its connection; dropping every cache");
-                    state.cache.invalidate_all();
+                None => {
+                    tokio::time::sleep(poll).await;
+                    None
+                }
+            };
+            if woken == Some(Notice::Lost) {
+                tracing::warn!("invalidation feed lost its connection; reading what it missed");
+            }
+            follow(&state, woken == Some(Notice::Lost)).await;
+            if pruned.elapsed() > Duration::from_secs(60) {
+                pruned = Instant::now();
+                let before = chrono::Utc::now() - RETENTION;
+                if let Err(error) = state.store.prune_outbox(before).await {
+                    tracing::warn!(%error, "could not prune the invalidation outbox");
                 }
             }
         }
     });
-    Ok(true)
+    Ok(has_feed)
+}
+
+/// Reads the outbox until a read succeeds. Past [`RETENTION`] without one, the outbox may no longer
+/// hold what this process missed: it drops every cache, once.
+async fn follow(state: &AppState, replaying: bool) {
+    let mut flushed = false;
+    loop {
+        match state
+            .outbox
+            .catch_up(state.store.as_ref(), &state.cache)
+            .await
+        {
+            Ok(applied) => {
+                if replaying && applied > 0 {
+                    tracing::info!(
+                        applied,
+                        "replayed the invalidations missed while disconnected"
+                    );
+                }
+                state.metrics.invalidations_replayed(replaying, applied);
+                return;
+            }
+            Err(error) => {
+                if !flushed && state.outbox.unread_for().await > RETENTION {
+                    tracing::warn!(%error, "invalidations unread for too long; dropping every cache");
+                    state.cache.invalidate_all();
+                    flushed = true;
+                }
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +248,8 @@ mod tests {
     fn messages_round_trip() {
         let all = [
             Invalidation::Ticket(TicketKey::parse("PROJ-1").unwrap()),
+            Invalidation::AllTickets,
+            Invalidation::AllTemplates,
             Invalidation::AllSearches,
             Invalidation::Dashboards,
             Invalidation::Template(Uuid::new_v4()),

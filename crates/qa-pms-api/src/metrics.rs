@@ -10,11 +10,14 @@ use std::time::Duration;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricType};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
 };
 use qa_pms_core::cache::LOAD_BUCKETS;
 use qa_pms_core::{AppCache, CacheKind};
 use qa_pms_upstream::{Upstream, DURATION_BUCKETS};
+
+use crate::invalidation::Outbox;
 
 const HTTP_BUCKETS: [f64; 16] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -28,10 +31,13 @@ pub struct Metrics {
     /// Catalog syncs run by this process, by source and outcome (`changed`, `unchanged`,
     /// `failed`, `skipped`).
     pub catalog_syncs: IntCounterVec,
+    invalidation_replayed: IntCounter,
+    invalidation_lag: Gauge,
+    outbox: Arc<Outbox>,
 }
 
 impl Metrics {
-    pub fn new(cache: Arc<AppCache>, upstreams: Vec<Upstream>) -> Self {
+    pub fn new(cache: Arc<AppCache>, upstreams: Vec<Upstream>, outbox: Arc<Outbox>) -> Self {
         let registry = Registry::new();
         let http_requests = IntCounterVec::new(
             Opts::new("qa_pms_http_requests_total", "HTTP requests answered."),
@@ -55,6 +61,22 @@ impl Metrics {
             &["source", "outcome"],
         )
         .expect("static metric definition");
+        let invalidation_replayed = IntCounter::new(
+            "qa_pms_invalidation_replayed_total",
+            "Invalidations read again from the outbox after the feed lost its connection.",
+        )
+        .expect("static metric definition");
+        let invalidation_lag = Gauge::new(
+            "qa_pms_invalidation_lag_seconds",
+            "Seconds since this process last read the invalidation outbox.",
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(invalidation_replayed.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(invalidation_lag.clone()))
+            .expect("registered once");
         registry
             .register(Box::new(http_requests.clone()))
             .expect("registered once");
@@ -75,6 +97,9 @@ impl Metrics {
             http_requests,
             http_duration,
             catalog_syncs,
+            invalidation_replayed,
+            invalidation_lag,
+            outbox,
         }
     }
 
@@ -87,8 +112,16 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// Counts the invalidations a read of the outbox applied, if it followed a lost feed.
+    pub fn invalidations_replayed(&self, replaying: bool, applied: usize) {
+        if replaying {
+            self.invalidation_replayed.inc_by(applied as u64);
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        self.invalidation_lag.set(self.outbox.lag().as_secs_f64());
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

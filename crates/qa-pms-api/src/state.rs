@@ -11,7 +11,7 @@ use qa_pms_storage::Store;
 use crate::app::{AppConfig, SettingsError};
 use crate::catalog::CatalogSync;
 use crate::error::ApiError;
-use crate::invalidation::Invalidation;
+use crate::invalidation::{Invalidation, Outbox};
 use crate::metrics::Metrics;
 use crate::tickets::{JiraTickets, TicketSource};
 
@@ -27,6 +27,8 @@ pub struct AppState {
     pub jira_webhook_secret: Option<Arc<[u8]>>,
     /// Postman and Testmo, where configured, and this process's syncs of them.
     pub catalog: Arc<CatalogSync>,
+    /// Where this process stands in the database's record of invalidations.
+    pub outbox: Arc<Outbox>,
 }
 
 impl AppState {
@@ -50,7 +52,12 @@ impl AppState {
         };
         let catalog = Arc::new(CatalogSync::new(&config.catalog)?);
         upstreams.extend(catalog.sources().iter().map(|s| s.upstream().clone()));
-        let metrics = Arc::new(Metrics::new(Arc::clone(&cache), upstreams));
+        let outbox = Arc::new(Outbox::default());
+        let metrics = Arc::new(Metrics::new(
+            Arc::clone(&cache),
+            upstreams,
+            Arc::clone(&outbox),
+        ));
         Ok(Self {
             store,
             cache,
@@ -59,6 +66,7 @@ impl AppState {
             tickets,
             jira_webhook_secret,
             catalog,
+            outbox,
         })
     }
 }
@@ -79,14 +87,15 @@ impl AppState {
 }
 
 impl AppState {
-    /// Applies a write's invalidation here, then publishes it to the other replicas. Call it after
-    /// the write committed and before answering (inside [`AppState::write`]).
-    pub async fn invalidate(&self, invalidation: Invalidation) {
-        invalidation.apply(&self.cache).await;
-        let message = invalidation.encode(&self.instance);
-        if let Err(error) = self.store.publish_invalidation(&message).await {
-            // Other replicas keep the old entry until its TTL: loud, but the write stands.
-            tracing::error!(%error, %message, "could not publish a cache invalidation");
+    /// Applies what a write invalidated, here, before it is answered: the invalidations its
+    /// transaction recorded in the outbox (the other processes read them there too). If the outbox
+    /// cannot be read, `fallback` is applied here instead; the other processes read the outbox
+    /// once the database answers them. Call it after the write committed (inside
+    /// [`AppState::write`]).
+    pub async fn invalidate(&self, fallback: Invalidation) {
+        if let Err(error) = self.outbox.catch_up(self.store.as_ref(), &self.cache).await {
+            tracing::warn!(%error, "could not read the invalidation outbox after a write");
+            fallback.apply(&self.cache).await;
         }
     }
 }

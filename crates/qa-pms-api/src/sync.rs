@@ -1,13 +1,10 @@
 //! `qa-pms sync jira --jql '...'`: copies every issue a JQL search finds into the mirror, page by
-//! page, and tells the running replicas (PostgreSQL `NOTIFY`) to drop those tickets from their
-//! caches.
+//! page. The running processes drop those tickets from their caches when they read the
+//! invalidations the mirror's trigger recorded (`invalidation.rs`).
 
 use chrono::Utc;
-use qa_pms_core::TicketKey;
 use qa_pms_jira::JiraClient;
 use qa_pms_storage::Store;
-
-use crate::invalidation::Invalidation;
 
 /// What a sync did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,10 +25,8 @@ pub async fn sync_jira(
         let page = client.search_page(jql, token.as_deref()).await?;
         report.pages += 1;
         for ticket in &page.tickets {
+            // The mirror's trigger records the invalidation for every running replica.
             store.mirror_ticket(ticket, Utc::now()).await?;
-            let key = TicketKey::parse(&ticket.key)?;
-            let message = Invalidation::Ticket(key).encode("sync");
-            store.publish_invalidation(&message).await?;
             report.tickets += 1;
         }
         match page.next_page_token {

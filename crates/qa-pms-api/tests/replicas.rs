@@ -1,5 +1,6 @@
 //! Several replicas on one PostgreSQL database: a write on one invalidates the others' caches
-//! through `LISTEN`/`NOTIFY`. (SQLite serves from one process: nothing to test there.)
+//! through the outbox and `LISTEN`/`NOTIFY`, and a replica whose feed drops reads what it missed
+//! instead of flushing. (SQLite serves from one process; `tests/outbox.rs` covers both backends.)
 
 #![allow(clippy::unwrap_used)] // a test that unwraps fails loudly, which is the point
 
@@ -123,25 +124,91 @@ async fn every_kind_of_write_reaches_the_other_replica() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_replica_whose_feed_drops_forgets_everything_it_cached() {
+async fn a_replica_whose_feed_drops_replays_what_it_missed_and_flushes_nothing() {
     let Some((a, b)) = two_replicas().await else {
         return;
     };
     cached_on_b(&a, &b, "x").await;
+    let template = format!("/api/v1/templates/{}", qa_pms_core::template::BUG_FIX_ID);
+    b.get(&template).await;
+    assert_eq!(b.get(&template).await.cache_status(), "HIT");
 
-    // Cut every LISTEN connection on this database, as a network blip or a failover would.
+    // Cut every LISTEN connection on this database, as a network blip or a failover would, and
+    // write while B may not be listening.
     let database = a.url.rsplit('/').next().unwrap().to_owned();
+    let admin = sqlx::PgPool::connect(&a.url).await.unwrap();
     sqlx::query(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = $1 AND query LIKE 'LISTEN%'",
     )
     .bind(&database)
-    .execute(&sqlx::PgPool::connect(&a.url).await.unwrap())
+    .execute(&admin)
     .await
     .unwrap();
+    a.patch("/api/v1/tickets/PROJ-1", json!({"summary": "while cut"}))
+        .await;
 
-    // It may have missed invalidations while disconnected, so it must not trust its entries.
+    // B reads what it missed: the written ticket is fresh, the rest of its cache is still there.
     assert!(
-        eventually(async || b.get("/api/v1/tickets/PROJ-1").await.cache_status() == "MISS").await
+        eventually(async || b.get("/api/v1/tickets/PROJ-1").await.json()["summary"] == "while cut")
+            .await,
+        "B never learned of the write made while its feed was down"
     );
+    assert_eq!(
+        b.get(&template).await.cache_status(),
+        "HIT",
+        "nothing flushed"
+    );
+    // And it listens again: a later write arrives the usual way.
+    let reconnected = eventually(async || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN%'",
+        )
+        .bind(&database)
+        .fetch_one(&admin)
+        .await
+        .unwrap()
+            >= 2
+    })
+    .await;
+    assert!(reconnected, "the feeds never reconnected");
+    a.patch("/api/v1/tickets/PROJ-1", json!({"summary": "after"}))
+        .await;
+    assert!(
+        eventually(async || b.get("/api/v1/tickets/PROJ-1").await.json()["summary"] == "after")
+            .await
+    );
+    assert_eq!(
+        b.get(&template).await.cache_status(),
+        "HIT",
+        "nothing flushed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_whose_process_died_right_after_its_commit_reaches_every_replica() {
+    let Some((a, b)) = two_replicas().await else {
+        return;
+    };
+    cached_on_b(&a, &b, "x").await;
+    a.get("/api/v1/tickets/PROJ-1").await;
+    assert_eq!(a.get("/api/v1/tickets/PROJ-1").await.cache_status(), "HIT");
+
+    // A writer that commits and is gone before it could tell anyone: its connection closes with
+    // the commit. Only what its transaction recorded can reach the replicas.
+    let writer = sqlx::PgPool::connect(&a.url).await.unwrap();
+    sqlx::query("UPDATE jira_tickets SET summary = 'from the dead' WHERE key = 'PROJ-1'")
+        .execute(&writer)
+        .await
+        .unwrap();
+    writer.close().await;
+
+    for replica in [&a, &b] {
+        assert!(
+            eventually(async || {
+                replica.get("/api/v1/tickets/PROJ-1").await.json()["summary"] == "from the dead"
+            })
+            .await
+        );
+    }
 }

@@ -111,13 +111,33 @@ pub struct MirroredTicket {
     pub deleted: bool,
 }
 
-/// What the invalidation feed delivers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the invalidation feed delivers: when to read the outbox ([`Store::read_outbox`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
-    /// A message another process published.
-    Message(String),
-    /// The feed lost its connection and may have missed messages: drop everything cached.
+    /// A transaction that recorded invalidations committed.
+    Wake,
+    /// The feed lost its connection and may have missed wakes; it reconnects by itself.
     Lost,
+}
+
+/// One cache invalidation recorded in the database by the triggers of the cached tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Unique to the row.
+    pub seq: i64,
+    /// Where the row stands in the order the outbox is read in (see [`Store::read_outbox`]).
+    pub position: u64,
+    /// `db <what> [<key>]`, as `qa_pms_api::invalidation` reads it.
+    pub message: String,
+}
+
+/// A read of the outbox: the rows at or after the position asked for, and where to read next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRead {
+    pub rows: Vec<OutboxRow>,
+    /// Every row a later read can return has a position at or after this one. Rows returned now
+    /// may be returned again while their position is not below it: skip those by `seq`.
+    pub next: u64,
 }
 
 /// Everything the service reads and writes. Methods that look up one thing return
@@ -238,10 +258,15 @@ pub trait Store: Send + Sync + 'static {
     /// that lets the KPI query read its covering index alone).
     async fn refresh_statistics(&self) -> StoreResult<()>;
 
-    /// Tells every other process on this database that cached data changed (PostgreSQL
-    /// `NOTIFY`). A no-op where only one process can use the database (SQLite).
-    async fn publish_invalidation(&self, message: &str) -> StoreResult<()>;
-    /// The messages other processes publish, if this backend has a feed (PostgreSQL `LISTEN`).
+    /// The cache invalidations recorded at or after `from` (0: every one still kept), in the
+    /// order they were recorded. On PostgreSQL a position is a transaction id, and `next` the
+    /// oldest transaction still running: a transaction that commits late is read however late it
+    /// commits. On SQLite, where writers take turns, it is the row's sequence number.
+    async fn read_outbox(&self, from: u64) -> StoreResult<OutboxRead>;
+    /// Deletes the invalidations recorded before `before`; returns how many.
+    async fn prune_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// Wakes the reader of the outbox when another process's transaction recorded invalidations
+    /// (PostgreSQL `LISTEN`). `None` where there is no such feed (SQLite): poll the outbox.
     async fn subscribe_invalidations(
         &self,
     ) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Notice>>>;

@@ -20,8 +20,8 @@ use crate::search_sql::{
     occurs_sql, relevance, search_sql, tier_sql, walk_sql, Dialect, IndexWalk, COLUMNS,
 };
 use crate::{
-    change_from, Backend, CatalogChange, CatalogSyncRecord, MirroredTicket, Notice, Store,
-    StoreError, StoreResult, TicketFilter, TicketPage,
+    change_from, Backend, CatalogChange, CatalogSyncRecord, MirroredTicket, Notice, OutboxRead,
+    OutboxRow, Store, StoreError, StoreResult, TicketFilter, TicketPage,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -31,7 +31,7 @@ const TEMPLATE_COLUMNS: &str = "id, name, steps, workflow_type, estimated_minute
 const WORKFLOW_COLUMNS: &str = "id, template_id, ticket_key, state, steps, estimated_minutes, \
                                 started_at, completed_at, updated_at, version";
 
-/// The `LISTEN`/`NOTIFY` channel on which replicas share cache invalidations.
+/// The `LISTEN`/`NOTIFY` channel on which the outbox's trigger wakes the replicas (migration 0007).
 pub const INVALIDATION_CHANNEL: &str = "qa_pms_cache";
 
 /// Rows per `UNNEST` batch in bulk loads.
@@ -886,13 +886,43 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn publish_invalidation(&self, message: &str) -> StoreResult<()> {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(INVALIDATION_CHANNEL)
-            .bind(message)
+    async fn read_outbox(&self, from: u64) -> StoreResult<OutboxRead> {
+        // One statement, one snapshot: the horizon and the rows it lets through agree.
+        let rows = sqlx::query(
+            "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon) \
+             SELECT h.horizon, o.seq, o.xid::text AS xid, o.message \
+             FROM h LEFT JOIN cache_invalidations AS o ON o.xid >= $1::text::xid8 \
+             ORDER BY o.seq",
+        )
+        .bind(from.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let number = |text: String| {
+            text.parse::<u64>()
+                .map_err(|e| StoreError::Corrupt(format!("transaction id `{text}`: {e}")))
+        };
+        let mut next = from;
+        let mut read = Vec::with_capacity(rows.len());
+        for row in &rows {
+            next = next.max(number(row.try_get("horizon")?)?);
+            if let Some(seq) = row.try_get::<Option<i64>, _>("seq")? {
+                read.push(OutboxRow {
+                    seq,
+                    position: number(row.try_get("xid")?)?,
+                    message: row.try_get("message")?,
+                });
+            }
+        }
+        Ok(OutboxRead { rows: read, next })
+    }
+
+    async fn prune_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let pruned = sqlx::query("DELETE FROM cache_invalidations WHERE created_at < $1")
+            .bind(before)
             .execute(&self.pool)
-            .await?;
-        Ok(())
+            .await?
+            .rows_affected();
+        Ok(pruned)
     }
 
     async fn subscribe_invalidations(
@@ -904,7 +934,7 @@ impl Store for PostgresStore {
         tokio::spawn(async move {
             loop {
                 let notice = match listener.try_recv().await {
-                    Ok(Some(notification)) => Notice::Message(notification.payload().to_owned()),
+                    Ok(Some(_)) => Notice::Wake,
                     // The connection dropped; the next try_recv reconnects and listens again.
                     Ok(None) => Notice::Lost,
                     Err(error) => {
@@ -913,8 +943,10 @@ impl Store for PostgresStore {
                         Notice::Lost
                     }
                 };
-                if feed.send(notice).await.is_err() {
-                    break; // the app is gone
+                // A full channel already holds a wake: the reader reads everything anyway.
+                match feed.try_send(notice) {
+                    Ok(()) | Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {}
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break,
                 }
             }
         });

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use crate::search_sql::{first_tier_sql, relevance, search_sql, Dialect, Walk};
 use crate::{
-    change_from, Backend, CatalogChange, CatalogSyncRecord, MirroredTicket, Store, StoreError,
-    StoreResult, TicketFilter, TicketPage,
+    change_from, Backend, CatalogChange, CatalogSyncRecord, MirroredTicket, OutboxRead, OutboxRow,
+    Store, StoreError, StoreResult, TicketFilter, TicketPage,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -851,8 +851,38 @@ impl Store for SqliteStore {
     }
 
     /// An SQLite file has one serving process: nobody else to tell.
-    async fn publish_invalidation(&self, _message: &str) -> StoreResult<()> {
-        Ok(())
+    async fn read_outbox(&self, from: u64) -> StoreResult<OutboxRead> {
+        let rows = sqlx::query(
+            "SELECT seq, message FROM cache_invalidations WHERE seq >= ?1 ORDER BY seq",
+        )
+        .bind(i64::try_from(from).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut read = OutboxRead {
+            rows: Vec::with_capacity(rows.len()),
+            next: from,
+        };
+        for row in &rows {
+            let seq: i64 = row.try_get("seq")?;
+            let position = u64::try_from(seq)
+                .map_err(|_| StoreError::Corrupt(format!("outbox sequence {seq}")))?;
+            read.next = read.next.max(position + 1);
+            read.rows.push(OutboxRow {
+                seq,
+                position,
+                message: row.try_get("message")?,
+            });
+        }
+        Ok(read)
+    }
+
+    async fn prune_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let pruned = sqlx::query("DELETE FROM cache_invalidations WHERE created_at < ?1")
+            .bind(millis(before))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(pruned)
     }
 
     async fn subscribe_invalidations(

@@ -209,8 +209,11 @@ impl Store for DelayedTicketReads {
     async fn refresh_statistics(&self) -> StoreResult<()> {
         self.inner.refresh_statistics().await
     }
-    async fn publish_invalidation(&self, message: &str) -> StoreResult<()> {
-        self.inner.publish_invalidation(message).await
+    async fn read_outbox(&self, from: u64) -> StoreResult<qa_pms_storage::OutboxRead> {
+        self.inner.read_outbox(from).await
+    }
+    async fn prune_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.inner.prune_outbox(before).await
     }
     async fn subscribe_invalidations(
         &self,
