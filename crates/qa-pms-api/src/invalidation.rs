@@ -14,7 +14,7 @@
 //!   the outbox no longer holds it ([`RETENTION`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use qa_pms_core::{AppCache, TicketKey};
@@ -40,6 +40,9 @@ pub struct Outbox {
     /// When the last read succeeded, in milliseconds since `started` (for the lag metric).
     last_read_ms: AtomicU64,
     started: Instant,
+    /// False from the moment this process may have missed invalidations (its feed dropped, a read
+    /// failed) until a read of the outbox succeeds: what it has cached is then unconfirmed.
+    confirmed: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -62,6 +65,7 @@ impl Default for Outbox {
             }),
             last_read_ms: AtomicU64::new(0),
             started: Instant::now(),
+            confirmed: AtomicBool::new(true),
         }
     }
 }
@@ -70,7 +74,14 @@ impl Outbox {
     /// Applies every invalidation recorded since the last read; returns how many distinct ones.
     pub async fn catch_up(&self, store: &dyn Store, cache: &AppCache) -> StoreResult<usize> {
         let mut reader = self.reader.lock().await;
-        let read = store.read_outbox(reader.position).await?;
+        let read = match store.read_outbox(reader.position).await {
+            Ok(read) => read,
+            Err(error) => {
+                // Under the lock: a failure never overrides a later success.
+                self.unconfirm();
+                return Err(error);
+            }
+        };
         let mut fresh = Vec::new();
         for row in read.rows {
             if reader.applied.insert(row.seq, row.position).is_none() {
@@ -99,12 +110,24 @@ impl Outbox {
             u64::try_from(since_start).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+        self.confirmed.store(true, Ordering::SeqCst);
         Ok(fresh.len())
     }
 
     /// How long since this process last read the outbox.
     pub async fn unread_for(&self) -> Duration {
         self.reader.lock().await.last_read.elapsed()
+    }
+
+    /// Whether this process has read every invalidation committed up to its last read, with
+    /// nothing since to suggest it missed one. While not, cache hits are answered as STALE.
+    pub fn is_confirmed(&self) -> bool {
+        self.confirmed.load(Ordering::SeqCst)
+    }
+
+    /// Marks what this process has cached as unconfirmed until the next successful read.
+    pub fn unconfirm(&self) {
+        self.confirmed.store(false, Ordering::SeqCst);
     }
 
     /// [`Self::unread_for`] without waiting for a read under way (for `/metrics`).
@@ -180,7 +203,15 @@ pub async fn listen(state: AppState) -> Result<bool, qa_pms_storage::StoreError>
         loop {
             let woken = match &mut notices {
                 Some(feed) => match tokio::time::timeout(poll, feed.recv()).await {
-                    Ok(Some(notice)) => Some(notice),
+                    Ok(Some(mut notice)) => {
+                        // One read covers every wake queued meanwhile.
+                        while let Ok(next) = feed.try_recv() {
+                            if next == Notice::Lost {
+                                notice = Notice::Lost;
+                            }
+                        }
+                        Some(notice)
+                    }
                     Ok(None) => {
                         notices = None; // the feed ended: poll
                         None
@@ -211,6 +242,9 @@ pub async fn listen(state: AppState) -> Result<bool, qa_pms_storage::StoreError>
 /// Reads the outbox until a read succeeds. Past [`RETENTION`] without one, the outbox may no longer
 /// hold what this process missed: it drops every cache, once.
 async fn follow(state: &AppState, replaying: bool) {
+    if replaying {
+        state.outbox.unconfirm();
+    }
     let mut flushed = false;
     loop {
         match state

@@ -1,10 +1,10 @@
 //! The production middleware every route runs behind: panic catcher, request id, tracing span,
-//! HTTP metrics, timeout, body-size limit.
+//! HTTP metrics, timeout, body-size limit, and hits marked STALE while invalidations may be missed.
 
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, Method};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -12,6 +12,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::cached::{CACHE_STATUS, X_CACHE_STATUS};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -41,6 +42,10 @@ pub fn apply(router: Router<AppState>, state: &AppState, limits: Limits) -> Rout
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             with_timeout(timeout, request, next)
         }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            mark_unconfirmed,
+        ))
         .layer(DefaultBodyLimit::max(limits.body_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -86,6 +91,24 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         response.status().as_str(),
         start.elapsed(),
     );
+    response
+}
+
+/// A hit served while this process may have missed invalidations (its feed dropped, the database
+/// does not answer) is answered as STALE: its value was right when last confirmed, which is all
+/// the process can say.
+async fn mark_unconfirmed(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if !state.outbox.is_confirmed() {
+        let headers = response.headers_mut();
+        if headers.get(&X_CACHE_STATUS).is_some_and(|v| v == "HIT") {
+            headers.insert(X_CACHE_STATUS, HeaderValue::from_static("STALE"));
+            headers.insert(
+                CACHE_STATUS,
+                HeaderValue::from_static("qa-pms; hit; fwd=stale; detail=unconfirmed"),
+            );
+        }
+    }
     response
 }
 

@@ -88,14 +88,25 @@ impl AppState {
 
 impl AppState {
     /// Applies what a write invalidated, here, before it is answered: the invalidations its
-    /// transaction recorded in the outbox (the other processes read them there too). If the outbox
-    /// cannot be read, `fallback` is applied here instead; the other processes read the outbox
-    /// once the database answers them. Call it after the write committed (inside
-    /// [`AppState::write`]).
-    pub async fn invalidate(&self, fallback: Invalidation) {
+    /// transaction recorded in the outbox (the other processes read them there too). Call it after
+    /// the write, failed or not (a failed write may have committed), inside [`AppState::write`].
+    ///
+    /// If the outbox cannot be read (the database went away after the write): a write about to be
+    /// acknowledged drops `fallback` here, so that no read here returns what it replaced; a failed
+    /// one, which the client will not see acknowledged, leaves the cache as it is, unconfirmed
+    /// (hits are answered STALE) until the outbox is read again.
+    pub async fn invalidate_after<T, E>(&self, written: &Result<T, E>, fallback: Invalidation) {
         if let Err(error) = self.outbox.catch_up(self.store.as_ref(), &self.cache).await {
             tracing::warn!(%error, "could not read the invalidation outbox after a write");
-            fallback.apply(&self.cache).await;
+            // The failed read left the cache unconfirmed (hits answer STALE) until a read succeeds.
+            if written.is_ok() {
+                fallback.apply(&self.cache).await;
+            }
         }
+    }
+
+    /// [`Self::invalidate_after`] a write that succeeded.
+    pub async fn invalidate(&self, fallback: Invalidation) {
+        self.invalidate_after(&Ok::<(), ()>(()), fallback).await;
     }
 }

@@ -63,19 +63,15 @@ async fn import(
         .collect::<Result<Vec<_>, _>>()?;
     let change = state
         .write(|state| async move {
-            match state.store.import_catalog(&entries).await {
-                Ok(change) => {
-                    if !change.is_empty() {
-                        state.invalidate(Invalidation::AllSearches).await;
-                    }
-                    Ok(change)
-                }
-                Err(error) => {
-                    // The commit may have happened before the connection failed.
-                    state.invalidate(Invalidation::AllSearches).await;
-                    Err(error.into())
-                }
+            let written = state.store.import_catalog(&entries).await;
+            // A failed import may have committed before the connection failed; one that changed
+            // nothing recorded nothing to apply.
+            if !matches!(&written, Ok(change) if change.is_empty()) {
+                state
+                    .invalidate_after(&written, Invalidation::AllSearches)
+                    .await;
             }
+            Ok(written?)
         })
         .await?;
     Ok(Json(ImportResponse {

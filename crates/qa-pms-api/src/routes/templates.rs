@@ -54,7 +54,9 @@ async fn create(
     let template = state
         .write(|state| async move {
             let written = state.store.insert_template(&template).await;
-            state.invalidate(Invalidation::Template(template.id)).await;
+            state
+                .invalidate_after(&written, Invalidation::Template(template.id))
+                .await;
             written?;
             Ok(template)
         })
@@ -73,7 +75,9 @@ async fn update(
     let template = state
         .write(|state| async move {
             let written = state.store.update_template(&template).await;
-            state.invalidate(Invalidation::Template(id)).await;
+            state
+                .invalidate_after(&written, Invalidation::Template(id))
+                .await;
             written?;
             Ok(template)
         })
@@ -88,7 +92,9 @@ async fn remove(
     state
         .write(|state| async move {
             let written = state.store.delete_template(id).await;
-            state.invalidate(Invalidation::Template(id)).await;
+            state
+                .invalidate_after(&written, Invalidation::Template(id))
+                .await;
             Ok(written?)
         })
         .await?;

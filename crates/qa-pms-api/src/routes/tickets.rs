@@ -67,7 +67,9 @@ async fn patch(
                 TicketSource::Jira(jira) => jira.patch(state.store.as_ref(), &key, &patch).await,
             };
             // Even a failed write may have committed: drop the entry either way.
-            state.invalidate(Invalidation::Ticket(key)).await;
+            state
+                .invalidate_after(&written, Invalidation::Ticket(key))
+                .await;
             Ok(written?)
         })
         .await?;
@@ -90,7 +92,9 @@ async fn put(
     let (ticket, created) = state
         .write(|state| async move {
             let written = state.store.put_ticket(&key, &body, Utc::now()).await;
-            state.invalidate(Invalidation::Ticket(key)).await;
+            state
+                .invalidate_after(&written, Invalidation::Ticket(key))
+                .await;
             Ok(written?)
         })
         .await?;

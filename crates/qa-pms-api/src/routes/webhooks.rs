@@ -55,7 +55,9 @@ async fn jira(
                 (_, Some(ticket)) => state.store.mirror_ticket(ticket, now).await.map(drop),
                 (_, None) => Ok(()),
             };
-            state.invalidate(Invalidation::Ticket(key)).await;
+            state
+                .invalidate_after(&written, Invalidation::Ticket(key))
+                .await;
             Ok(written?)
         })
         .await?;

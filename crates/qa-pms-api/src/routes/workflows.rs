@@ -48,7 +48,9 @@ async fn start(
     let workflow = state
         .write(|state| async move {
             let written = state.store.insert_workflow(&workflow).await;
-            state.invalidate(Invalidation::Dashboards).await;
+            state
+                .invalidate_after(&written, Invalidation::Dashboards)
+                .await;
             written?;
             Ok(workflow)
         })
@@ -123,7 +125,9 @@ async fn change_detached(
             continue;
         }
         // Written, or failed in a way that may have committed.
-        state.invalidate(Invalidation::Dashboards).await;
+        state
+            .invalidate_after(&written, Invalidation::Dashboards)
+            .await;
         written?;
         return Ok(workflow);
     }

@@ -9,6 +9,7 @@
 
 pub mod delayed;
 pub mod jira;
+pub mod proxy;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -209,6 +210,19 @@ impl TestApp {
         let store = qa_pms_storage::connect(&url).await.expect("connect");
         store.migrate().await.expect("migrate");
         Self::over(wrap(store), db, url, config)
+    }
+
+    /// An app over a fresh database reached at `reach(url)` (through a proxy, say).
+    pub async fn reached_through(
+        backend: Backend,
+        config: AppConfig,
+        reach: impl FnOnce(&str) -> String,
+    ) -> Self {
+        let (db, url) = TestDb::create(backend).await;
+        let url = reach(&url);
+        let store = qa_pms_storage::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        Self::over(store, db, url, config)
     }
 
     /// Another replica of the service over this app's database: its own pool, caches and state.
