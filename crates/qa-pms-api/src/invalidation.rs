@@ -40,6 +40,10 @@ pub struct Outbox {
     /// When the last read succeeded, in milliseconds since `started` (for the lag metric).
     last_read_ms: AtomicU64,
     started: Instant,
+    /// Where the last read of the outbox left this process (mirrors `Reader::position`).
+    applied_through: AtomicU64,
+    /// The largest `horizon_end` read: a consistency token covering every write acknowledged here.
+    token: AtomicU64,
     /// False from the moment this process may have missed invalidations (its feed dropped, a read
     /// failed) until a read of the outbox succeeds: what it has cached is then unconfirmed.
     confirmed: AtomicBool,
@@ -66,6 +70,8 @@ impl Default for Outbox {
             last_read_ms: AtomicU64::new(0),
             started: Instant::now(),
             confirmed: AtomicBool::new(true),
+            applied_through: AtomicU64::new(0),
+            token: AtomicU64::new(0),
         }
     }
 }
@@ -104,6 +110,8 @@ impl Outbox {
         let next = read.next;
         reader.applied.retain(|_, position| *position >= next);
         reader.position = next;
+        self.applied_through.store(next, Ordering::SeqCst);
+        self.token.fetch_max(read.horizon_end, Ordering::SeqCst);
         reader.last_read = Instant::now();
         let since_start = reader.last_read.duration_since(self.started).as_millis();
         self.last_read_ms.store(
@@ -117,6 +125,32 @@ impl Outbox {
     /// How long since this process last read the outbox.
     pub async fn unread_for(&self) -> Duration {
         self.reader.lock().await.last_read.elapsed()
+    }
+
+    /// A consistency token for the writes this process acknowledged so far: a process that has
+    /// applied it has applied their invalidations ([`Self::confirm`]).
+    pub fn token(&self) -> u64 {
+        self.token.load(Ordering::SeqCst)
+    }
+
+    /// Makes sure this process has applied every invalidation of the writes behind `token`: at
+    /// once if its last read already covers it, else by reading the outbox now (which sees every
+    /// write committed before the token was handed out). `false` if that read fails or takes
+    /// longer than `wait`.
+    pub async fn confirm(
+        &self,
+        token: u64,
+        store: &dyn Store,
+        cache: &AppCache,
+        wait: Duration,
+    ) -> bool {
+        if self.applied_through.load(Ordering::SeqCst) >= token {
+            return true;
+        }
+        matches!(
+            tokio::time::timeout(wait, self.catch_up(store, cache)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Whether this process has read every invalidation committed up to its last read, with

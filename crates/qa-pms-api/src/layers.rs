@@ -1,5 +1,6 @@
 //! The production middleware every route runs behind: panic catcher, request id, tracing span,
-//! HTTP metrics, timeout, body-size limit, and hits marked STALE while invalidations may be missed.
+//! HTTP metrics, timeout, body-size limit, consistency tokens (read-your-writes across replicas),
+//! and hits marked STALE while invalidations may be missed.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const CONSISTENCY_TOKEN: HeaderName = HeaderName::from_static("x-consistency-token");
+/// The longest a request with a consistency token waits for this replica to catch up.
+pub const CONSISTENCY_WAIT: Duration = Duration::from_secs(2);
 
 /// The route label of requests no route matched: one value, whatever the path.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -46,6 +50,7 @@ pub fn apply(router: Router<AppState>, state: &AppState, limits: Limits) -> Rout
             state.clone(),
             mark_unconfirmed,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), consistency))
         .layer(DefaultBodyLimit::max(limits.body_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -91,6 +96,40 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         response.status().as_str(),
         start.elapsed(),
     );
+    response
+}
+
+/// Read-your-writes across replicas: a successful write's response carries
+/// `X-Consistency-Token`; a request that sends one back is answered only once this replica has
+/// applied the invalidations of the writes behind it (waiting at most [`CONSISTENCY_WAIT`], else
+/// 503), so that it never reads what those writes replaced.
+async fn consistency(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(value) = request.headers().get(&CONSISTENCY_TOKEN) {
+        let Some(token) = value
+            .to_str()
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        else {
+            return ApiError::BadRequest(
+                "X-Consistency-Token must be a token from a write's response".into(),
+            )
+            .into_response();
+        };
+        let confirmed =
+            state
+                .outbox
+                .confirm(token, state.store.as_ref(), &state.cache, CONSISTENCY_WAIT);
+        if !confirmed.await {
+            return ApiError::Unavailable.into_response();
+        }
+    }
+    let write = !request.method().is_safe();
+    let mut response = next.run(request).await;
+    if write && response.status().is_success() {
+        response
+            .headers_mut()
+            .insert(CONSISTENCY_TOKEN, HeaderValue::from(state.outbox.token()));
+    }
     response
 }
 

@@ -18,6 +18,7 @@ use serde_json::json;
 on_both_backends!(
     an_out_of_band_write_to_each_cached_table_reaches_the_cache,
     a_write_that_leaves_the_served_fields_alone_drops_nothing,
+    writes_hand_out_a_consistency_token_that_reads_accept,
 );
 
 /// Polls `read` until it returns true, for at most five seconds. Not a speed assertion: the
@@ -162,4 +163,40 @@ async fn a_write_that_leaves_the_served_fields_alone_drops_nothing(backend: Back
         .stats(qa_pms_core::CacheKind::Tickets)
         .invalidations;
     assert_eq!(after - before, 1, "one invalidation: the summary's");
+}
+
+async fn writes_hand_out_a_consistency_token_that_reads_accept(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    app.put_ticket("PROJ-1", "One", "Open", None).await;
+    let uri = "/api/v1/tickets/PROJ-1";
+    cached(&app, uri).await;
+
+    let written = app.patch(uri, json!({"summary": "Two"})).await;
+    let token = written.header("x-consistency-token").to_owned();
+    let read = app
+        .send_raw(
+            axum::http::Method::GET,
+            uri,
+            &[("x-consistency-token", &token)],
+            vec![],
+        )
+        .await;
+    let bogus = app
+        .send_raw(
+            axum::http::Method::GET,
+            uri,
+            &[("x-consistency-token", "soon")],
+            vec![],
+        )
+        .await;
+    let plain = app.get(uri).await;
+
+    assert!(token.parse::<u64>().is_ok(), "{token}");
+    assert_eq!(read.status, 200);
+    assert_eq!(read.json()["summary"], "Two");
+    bogus.assert_error(axum::http::StatusCode::BAD_REQUEST);
+    assert!(
+        plain.headers.get("x-consistency-token").is_none(),
+        "reads hand out none"
+    );
 }

@@ -138,6 +138,9 @@ pub struct OutboxRead {
     /// Every row a later read can return has a position at or after this one. Rows returned now
     /// may be returned again while their position is not below it: skip those by `seq`.
     pub next: u64,
+    /// Above the position of every transaction that had committed when this read began: a reader
+    /// whose `next` reaches it has applied all of them (PostgreSQL: the snapshot's `xmax`).
+    pub horizon_end: u64,
 }
 
 /// Everything the service reads and writes. Methods that look up one thing return

@@ -889,8 +889,9 @@ impl Store for PostgresStore {
     async fn read_outbox(&self, from: u64) -> StoreResult<OutboxRead> {
         // One statement, one snapshot: the horizon and the rows it lets through agree.
         let rows = sqlx::query(
-            "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon) \
-             SELECT h.horizon, o.seq, o.xid::text AS xid, o.message \
+            "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon, \
+                               pg_snapshot_xmax(pg_current_snapshot())::text AS horizon_end) \
+             SELECT h.horizon, h.horizon_end, o.seq, o.xid::text AS xid, o.message \
              FROM h LEFT JOIN cache_invalidations AS o ON o.xid >= $1::text::xid8 \
              ORDER BY o.seq",
         )
@@ -902,9 +903,11 @@ impl Store for PostgresStore {
                 .map_err(|e| StoreError::Corrupt(format!("transaction id `{text}`: {e}")))
         };
         let mut next = from;
+        let mut horizon_end = from;
         let mut read = Vec::with_capacity(rows.len());
         for row in &rows {
             next = next.max(number(row.try_get("horizon")?)?);
+            horizon_end = horizon_end.max(number(row.try_get("horizon_end")?)?);
             if let Some(seq) = row.try_get::<Option<i64>, _>("seq")? {
                 read.push(OutboxRow {
                     seq,
@@ -913,7 +916,11 @@ impl Store for PostgresStore {
                 });
             }
         }
-        Ok(OutboxRead { rows: read, next })
+        Ok(OutboxRead {
+            rows: read,
+            next,
+            horizon_end,
+        })
     }
 
     async fn prune_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64> {

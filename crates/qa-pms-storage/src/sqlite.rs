@@ -861,12 +861,14 @@ impl Store for SqliteStore {
         let mut read = OutboxRead {
             rows: Vec::with_capacity(rows.len()),
             next: from,
+            horizon_end: from,
         };
         for row in &rows {
             let seq: i64 = row.try_get("seq")?;
             let position = u64::try_from(seq)
                 .map_err(|_| StoreError::Corrupt(format!("outbox sequence {seq}")))?;
             read.next = read.next.max(position + 1);
+            read.horizon_end = read.next;
             read.rows.push(OutboxRow {
                 seq,
                 position,
