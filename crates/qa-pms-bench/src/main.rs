@@ -7,6 +7,8 @@
 //!   an SVG chart.
 //! - `jira`: qa-pms in front of a fake Jira Cloud (150 ms, 10 requests/s): Zipf reads with webhooks,
 //!   a Jira outage and the recovery, with nginx's stale cache as a reference when it is installed.
+//! - `replicas`: three replicas on PostgreSQL across a delayed link: how soon a write is served
+//!   everywhere, stale reads without and with the consistency token, MISS vs HIT.
 //!
 //! It prints numbers; it asserts nothing (a scenario that errors is reported as such).
 
@@ -17,6 +19,7 @@ mod jira_phases;
 mod jira_report;
 mod latency;
 mod load;
+mod replicas;
 mod stats;
 mod svg;
 mod zipf;
@@ -50,6 +53,9 @@ enum Command {
     Load(harness::LoadArgs),
     /// Tickets from a fake Jira: steady Zipf load with webhooks, an outage, the recovery.
     Jira(jira::JiraArgs),
+    /// Three replicas on PostgreSQL across a delayed link: write-to-visible delay, stale reads
+    /// with and without the consistency token, MISS vs HIT.
+    Replicas(replicas::ReplicasArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -91,6 +97,10 @@ pub struct Sizes {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let db = &cli.database;
+    if let Command::Replicas(args) = &cli.command {
+        // Replicas share a database only on PostgreSQL.
+        return replicas::run(&db.postgres_url, args, db.smoke).await;
+    }
     if let Command::Jira(args) = &cli.command {
         // Tickets come from the fake Jira: the database starts empty and only mirrors them.
         for backend in backends(db) {
@@ -156,7 +166,9 @@ async fn main() -> anyhow::Result<()> {
                 Command::Load(args) => {
                     harness::run(backend, store, sizes, &args.for_smoke(db.smoke)).await
                 }
-                Command::Jira(_) => unreachable!("the jira scenario seeds nothing"),
+                Command::Jira(_) | Command::Replicas(_) => {
+                    unreachable!("these scenarios seed nothing")
+                }
             }
         }
         .await;
