@@ -104,6 +104,26 @@ async fn an_out_of_band_write_to_each_cached_table_reaches_the_cache(backend: Ba
         .await;
     assert_eq!(started.status, 201, "{started:?}");
     cached(&app, kpi).await;
+    // A pattern alone (the table feeds the dashboards too), then the workflows.
+    let workflow = started.json()["id"].as_str().unwrap().to_owned();
+    let detected_at = match backend {
+        Backend::Sqlite => "1767225600000",
+        Backend::Postgres => "'2026-01-01T00:00:00Z'",
+    };
+    out_of_band(
+        &app,
+        &format!(
+            "INSERT INTO patterns (id, workflow_id, ticket_key, kind, detail, detected_at) \
+             VALUES ('7d4c1c55-2f7e-4e8e-9a59-3f6f0c1a0b01', '{workflow}', 'PROJ-1', \
+                     'time_excess', 'from psql', {detected_at})"
+        ),
+    )
+    .await;
+    assert!(
+        eventually(async || app.get(kpi).await.cache_status() == "MISS").await,
+        "patterns"
+    );
+    cached(&app, kpi).await;
     out_of_band(&app, "DELETE FROM patterns; DELETE FROM workflows").await;
     assert!(
         eventually(async || app.get(kpi).await.cache_status() == "MISS").await,

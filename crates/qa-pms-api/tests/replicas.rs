@@ -279,3 +279,39 @@ async fn with_the_consistency_token_no_replica_reads_an_older_version() {
         3 * 2 * WRITES
     );
 }
+
+/// Replica A's store commits a PATCH and then its writing task dies (a panic where a crash would
+/// be): A never invalidates nor answers; B still learns of the write from what its transaction
+/// recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_that_dies_between_commit_and_response_still_invalidates_the_others() {
+    let Some((a, b)) = two_replicas().await else {
+        return;
+    };
+    cached_on_b(&a, &b, "before").await;
+    let store = qa_pms_storage::connect(&a.url).await.unwrap();
+    let dying: std::sync::Arc<dyn qa_pms_storage::Store> =
+        std::sync::Arc::new(common::delayed::DelayedTicketReads {
+            inner: store,
+            min_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            after_write: Duration::ZERO,
+            die_after_write: true,
+        });
+    let (router, _state) = qa_pms_api::build(dying, qa_pms_api::AppConfig::default());
+    let request = axum::http::Request::patch("/api/v1/tickets/PROJ-1")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            json!({"summary": "committed"}).to_string(),
+        ))
+        .unwrap();
+
+    let answered = tower::ServiceExt::oneshot(router, request).await.unwrap();
+
+    assert_eq!(answered.status(), 500, "the writer died before answering");
+    assert!(
+        eventually(async || b.get("/api/v1/tickets/PROJ-1").await.json()["summary"] == "committed")
+            .await,
+        "B still serves what the dead writer's commit replaced"
+    );
+}

@@ -140,6 +140,7 @@ async fn a_write_whose_request_times_out_after_commit_still_invalidates(backend:
             min_delay: Duration::ZERO,
             max_delay: Duration::ZERO,
             after_write: Duration::from_millis(300),
+            die_after_write: false,
         })
     })
     .await;

@@ -26,6 +26,9 @@ pub struct DelayedTicketReads {
     pub max_delay: Duration,
     /// Delay after a ticket PATCH has committed, before it returns.
     pub after_write: Duration,
+    /// A ticket PATCH that committed panics instead of returning: the writing process dies
+    /// between its commit and anything it would do next (invalidate, answer).
+    pub die_after_write: bool,
 }
 
 impl DelayedTicketReads {
@@ -44,6 +47,7 @@ impl DelayedTicketReads {
             min_delay,
             max_delay,
             after_write: Duration::ZERO,
+            die_after_write: false,
         }
     }
 }
@@ -78,6 +82,10 @@ impl Store for DelayedTicketReads {
     ) -> StoreResult<JiraTicket> {
         let written = self.inner.patch_ticket(key, patch, now).await;
         tokio::time::sleep(self.after_write).await;
+        assert!(
+            !(self.die_after_write && written.is_ok()),
+            "the writing process died right after its commit"
+        );
         written
     }
     async fn put_ticket(
