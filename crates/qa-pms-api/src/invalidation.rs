@@ -61,8 +61,8 @@ impl Default for Outbox {
     fn default() -> Self {
         Self {
             reader: tokio::sync::Mutex::new(Reader {
-                // From the start of what the outbox keeps: a new process has nothing cached, so
-                // applying old invalidations costs nothing.
+                // From the start of what the outbox keeps, until `start_at_end`: applying old
+                // invalidations to empty caches costs nothing but the read.
                 position: 0,
                 applied: HashMap::new(),
                 last_read: Instant::now(),
@@ -120,6 +120,18 @@ impl Outbox {
         );
         self.confirmed.store(true, Ordering::SeqCst);
         Ok(fresh.len())
+    }
+
+    /// Starts reading at the end of the outbox instead of its beginning, unless a read already
+    /// happened: a process that starts with nothing cached has nothing to apply from before.
+    pub async fn start_at_end(&self, store: &dyn Store) -> StoreResult<()> {
+        let mut reader = self.reader.lock().await;
+        if reader.position == 0 {
+            reader.position = store.outbox_position().await?;
+            self.applied_through
+                .store(reader.position, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     /// How long since this process last read the outbox.
@@ -230,6 +242,7 @@ impl Invalidation {
 /// (PostgreSQL), polling it otherwise. Returns whether there is a feed.
 pub async fn listen(state: AppState) -> Result<bool, qa_pms_storage::StoreError> {
     let mut notices = state.store.subscribe_invalidations().await?;
+    state.outbox.start_at_end(state.store.as_ref()).await?;
     let has_feed = notices.is_some();
     let poll = if has_feed { POLL_POSTGRES } else { POLL_SQLITE };
     tokio::spawn(async move {

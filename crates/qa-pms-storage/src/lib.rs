@@ -266,6 +266,9 @@ pub trait Store: Send + Sync + 'static {
     /// oldest transaction still running: a transaction that commits late is read however late it
     /// commits. On SQLite, where writers take turns, it is the row's sequence number.
     async fn read_outbox(&self, from: u64) -> StoreResult<OutboxRead>;
+    /// Where a reader with nothing cached starts: after every invalidation of the transactions
+    /// already committed (whose writes it will read from the database anyway).
+    async fn outbox_position(&self) -> StoreResult<u64>;
     /// Deletes the invalidations recorded before `before`; returns how many.
     async fn prune_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// Wakes the reader of the outbox when another process's transaction recorded invalidations

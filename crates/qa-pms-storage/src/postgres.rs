@@ -923,6 +923,16 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn outbox_position(&self) -> StoreResult<u64> {
+        let horizon: String =
+            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+                .fetch_one(&self.pool)
+                .await?;
+        horizon
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("transaction id `{horizon}`: {e}")))
+    }
+
     async fn prune_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let pruned = sqlx::query("DELETE FROM cache_invalidations WHERE created_at < $1")
             .bind(before)

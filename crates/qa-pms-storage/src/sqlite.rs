@@ -878,6 +878,13 @@ impl Store for SqliteStore {
         Ok(read)
     }
 
+    async fn outbox_position(&self) -> StoreResult<u64> {
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM cache_invalidations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(last).unwrap_or(0) + 1)
+    }
+
     async fn prune_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let pruned = sqlx::query("DELETE FROM cache_invalidations WHERE created_at < ?1")
             .bind(millis(before))

@@ -220,6 +220,9 @@ impl Store for DelayedTicketReads {
     async fn read_outbox(&self, from: u64) -> StoreResult<qa_pms_storage::OutboxRead> {
         self.inner.read_outbox(from).await
     }
+    async fn outbox_position(&self) -> StoreResult<u64> {
+        self.inner.outbox_position().await
+    }
     async fn prune_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         self.inner.prune_outbox(before).await
     }
