@@ -1,11 +1,12 @@
 //! How a cached read becomes an HTTP response: the JSON bytes stored with the entry, plus
 //! `X-Cache-Status` (HIT/MISS/STALE/UPDATING, as nginx names them), the RFC 9211 `Cache-Status` header (on errors too) and
-//! `Age` on what came from the cache.
+//! `Age` on what came from the cache, and the entry's `ETag` (`layers.rs` answers a matching
+//! `If-None-Match` with 304).
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use axum::http::header::{AGE, CONTENT_TYPE};
+use axum::http::header::{AGE, CONTENT_TYPE, ETAG};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use qa_pms_core::cache::{Lookup, LookupStatus};
@@ -127,6 +128,9 @@ impl<V> IntoResponse for Cached<V> {
             .into_response();
         if let Some(age) = age {
             response.headers_mut().insert(AGE, age);
+        }
+        if let Ok(etag) = HeaderValue::from_str(entry.etag()) {
+            response.headers_mut().insert(ETAG, etag);
         }
         response
     }

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -43,6 +44,7 @@ impl Default for Limits {
 pub fn apply(router: Router<AppState>, state: &AppState, limits: Limits) -> Router<AppState> {
     let timeout = limits.request_timeout;
     router
+        .layer(middleware::from_fn(not_modified))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             with_timeout(timeout, request, next)
         }))
@@ -97,6 +99,35 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         start.elapsed(),
     );
     response
+}
+
+/// A GET whose `If-None-Match` names the ETag of the representation it would receive is answered
+/// 304 with the same validators and cache headers and no body (RFC 9110: weak comparison).
+async fn not_modified(request: Request, next: Next) -> Response {
+    let condition = match *request.method() {
+        Method::GET | Method::HEAD => request.headers().get(IF_NONE_MATCH).cloned(),
+        _ => None,
+    };
+    let response = next.run(request).await;
+    let Some(condition) = condition else {
+        return response;
+    };
+    let matches = match (condition.to_str(), response.headers().get(ETAG)) {
+        (Ok(condition), Some(etag)) if response.status() == StatusCode::OK => {
+            let etag = etag.to_str().unwrap_or_default();
+            let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+            condition.trim() == "*" || condition.split(',').any(|tag| opaque(tag) == opaque(etag))
+        }
+        _ => false,
+    };
+    if !matches {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    parts.status = StatusCode::NOT_MODIFIED;
+    parts.headers.remove(CONTENT_TYPE);
+    parts.headers.remove(CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::empty())
 }
 
 /// Read-your-writes across replicas: a successful write's response carries

@@ -23,17 +23,40 @@ pub const TYPE_MAX: usize = 64;
 /// A week: anything longer is a typo, not a QA run.
 pub const ESTIMATE_MAX_MINUTES: u32 = 7 * 24 * 60;
 
-/// The body of `POST /api/v1/templates` and `PUT /api/v1/templates/{id}`.
+/// The body of `POST /api/v1/templates` and `PUT /api/v1/templates/{id}`: what `GET` returns may
+/// be sent back as it is. `id` and `updated_at` are the server's: `updated_at` is ignored, and an
+/// `id` must be the path's ([`TemplateDraft::check_id`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateDraft {
+    #[serde(default)]
+    pub id: Option<Uuid>,
     pub name: String,
     pub steps: Vec<String>,
     pub workflow_type: String,
     pub estimated_minutes: u32,
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl TemplateDraft {
+    /// A body's `id`, if it has one, names the template the path names (`None`: a new template,
+    /// whose id the server assigns).
+    pub fn check_id(&self, path: Option<Uuid>) -> Result<(), ValidationError> {
+        match (self.id, path) {
+            (None, _) => Ok(()),
+            (Some(id), Some(path)) if id == path => Ok(()),
+            (Some(id), Some(path)) => Err(ValidationError::new(
+                "id",
+                format!("`{id}` contradicts the path's `{path}`"),
+            )),
+            (Some(_), None) => Err(ValidationError::new(
+                "id",
+                "is assigned by the server: leave it out to create a template",
+            )),
+        }
+    }
+
     pub fn validate(self) -> Result<Self, ValidationError> {
         if self.steps.is_empty() || self.steps.len() > STEPS_MAX {
             return Err(ValidationError::new(
@@ -53,10 +76,12 @@ impl TemplateDraft {
             .map(|s| required_text("steps", s, STEP_MAX))
             .collect::<Result<_, _>>()?;
         Ok(Self {
+            id: self.id,
             name: required_text("name", &self.name, NAME_MAX)?,
             steps,
             workflow_type: required_text("workflow_type", &self.workflow_type, TYPE_MAX)?,
             estimated_minutes: self.estimated_minutes,
+            updated_at: self.updated_at,
         })
     }
 
@@ -80,6 +105,8 @@ pub const REGRESSION_TEST_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_
 /// The templates every new database starts with, with their fixed ids.
 pub fn default_templates() -> Vec<(Uuid, TemplateDraft)> {
     let draft = |name: &str, workflow_type: &str, minutes: u32, steps: &[&str]| TemplateDraft {
+        id: None,
+        updated_at: None,
         name: name.to_owned(),
         steps: steps.iter().map(|s| (*s).to_owned()).collect(),
         workflow_type: workflow_type.to_owned(),

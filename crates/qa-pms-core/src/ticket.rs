@@ -83,10 +83,14 @@ pub const SUMMARY_MAX: usize = 1_000;
 pub const DESCRIPTION_MAX: usize = 32_768;
 pub const SHORT_TEXT_MAX: usize = 128;
 
-/// A full ticket body for `PUT /api/v1/tickets/{key}`: create or replace.
+/// A full ticket body for `PUT /api/v1/tickets/{key}`: create or replace. What `GET` returns may be
+/// sent back as it is: `updated_at` is the server's and ignored, and a `key` must be the path's
+/// ([`TicketUpsert::check_key`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TicketUpsert {
+    #[serde(default)]
+    pub key: Option<String>,
     pub summary: String,
     pub status: String,
     #[serde(default)]
@@ -95,12 +99,28 @@ pub struct TicketUpsert {
     pub assignee: Option<String>,
     #[serde(default)]
     pub priority: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl TicketUpsert {
+    /// A body's `key`, if it has one, names the ticket the path names.
+    pub fn check_key(&self, path: &TicketKey) -> Result<(), ValidationError> {
+        match &self.key {
+            None => Ok(()),
+            Some(key) if TicketKey::parse(key).is_ok_and(|key| &key == path) => Ok(()),
+            Some(key) => Err(ValidationError::new(
+                "key",
+                format!("`{key}` contradicts the path's `{path}`"),
+            )),
+        }
+    }
+
     /// Trims and bounds every field.
     pub fn validate(self) -> Result<Self, ValidationError> {
         Ok(Self {
+            key: self.key,
+            updated_at: self.updated_at,
             summary: required_text("summary", &self.summary, SUMMARY_MAX)?,
             status: required_text("status", &self.status, SHORT_TEXT_MAX)?,
             description: optional("description", self.description, DESCRIPTION_MAX)?,

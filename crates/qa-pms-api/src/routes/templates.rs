@@ -50,6 +50,7 @@ async fn create(
     State(state): State<AppState>,
     Json(draft): Json<TemplateDraft>,
 ) -> Result<impl IntoResponse, ApiError> {
+    draft.check_id(None)?;
     let template = draft.validate()?.into_template(Uuid::new_v4(), Utc::now());
     let template = state
         .write(|state| async move {
@@ -71,6 +72,7 @@ async fn update(
     Path(id): Path<Uuid>,
     Json(draft): Json<TemplateDraft>,
 ) -> Result<Json<WorkflowTemplate>, ApiError> {
+    draft.check_id(Some(id))?;
     let template = draft.validate()?.into_template(id, Utc::now());
     let template = state
         .write(|state| async move {

@@ -82,6 +82,7 @@ async fn put(
     Json(body): Json<TicketUpsert>,
 ) -> Result<(StatusCode, Json<JiraTicket>), ApiError> {
     let key = TicketKey::parse(&key)?;
+    body.check_key(&key)?;
     let body = body.validate()?;
     if let TicketSource::Jira(_) = state.tickets {
         // Jira owns its tickets: a PUT replaces every field of an existing one there.

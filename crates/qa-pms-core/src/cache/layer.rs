@@ -104,11 +104,29 @@ impl<V> Fetched<V> {
     }
 }
 
+/// A strong entity tag of a representation: the first 128 bits of its SHA-256, in hex, quoted.
+/// A hash rather than a version number so that it needs no column in the database, and is the
+/// same on every replica for the same bytes.
+pub fn etag_of(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    use std::fmt::Write;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut tag = String::with_capacity(34);
+    tag.push('"');
+    for byte in &digest[..16] {
+        let _ = write!(tag, "{byte:02x}");
+    }
+    tag.push('"');
+    tag
+}
+
 /// A cached value and its JSON, serialized once when it was loaded.
 #[derive(Debug)]
 pub struct Cached<V> {
     value: V,
     json: Bytes,
+    /// A strong validator of `json`, quoted (`"…"`), the same on every replica.
+    etag: String,
     generation: u64,
     stored_at: Instant,
     /// Age of the value when it was loaded.
@@ -123,6 +141,7 @@ pub struct Cached<V> {
 impl<V: Serialize> Cached<V> {
     fn new(fetched: Fetched<V>, generation: u64, ttl: Duration) -> Result<Self, serde_json::Error> {
         let json = Bytes::from(serde_json::to_vec(&fetched.value)?);
+        let etag = etag_of(&json);
         let lifetime = match fetched.fallback {
             Some(Fallback::Failed(_)) => FALLBACK_RETRY,
             Some(Fallback::Updating) => UPDATING_RETRY,
@@ -131,6 +150,7 @@ impl<V: Serialize> Cached<V> {
         Ok(Self {
             value: fetched.value,
             json,
+            etag,
             generation,
             stored_at: Instant::now(),
             age_at_load: fetched.age,
@@ -149,6 +169,11 @@ impl<V> Cached<V> {
     /// The JSON of the value: the same bytes on every hit as on the miss that stored them.
     pub fn json(&self) -> &Bytes {
         &self.json
+    }
+
+    /// The entity tag of [`Self::json`]: equal JSON, equal tag, whichever replica loaded it.
+    pub fn etag(&self) -> &str {
+        &self.etag
     }
 
     /// How old the value is: its age when loaded plus the time since.
