@@ -17,7 +17,8 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::search_sql::{
-    occurs_sql, relevance, search_sql, tier_sql, walk_sql, Dialect, IndexWalk, COLUMNS,
+    occurs_sql, relevance, search_sql, tier_sql, trigram_indexable, walk_sql, Dialect, IndexWalk,
+    COLUMNS,
 };
 use crate::{
     change_from, Backend, CatalogChange, CatalogSyncRecord, MirroredTicket, Notice, OutboxRead,
@@ -125,12 +126,6 @@ const WALK: IndexWalk = IndexWalk {
     uncovered: "octet_length(name) + octet_length(search_name) + octet_length(url) > 2000",
     entries: 4_000,
 };
-
-/// Whether the trigram indexes can look every term up: a term under three characters has no
-/// trigram. Other searches keep the single ranked query, which scans the table for them.
-fn trigram_indexable(query: &SearchQuery) -> bool {
-    query.terms().iter().all(|term| term.chars().count() >= 3)
-}
 
 /// Runs one of the search queries of `search_sql` (terms bound as LIKE patterns, then the source,
 /// then the limit): the rows, with `walked` if the query has that column.

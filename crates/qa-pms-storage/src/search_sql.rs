@@ -93,6 +93,13 @@ fn parts(query: &SearchQuery, dialect: &Dialect) -> Parts {
 /// The ranked search: every entry containing a term, best first. `candidates`, if given, renders
 /// from the terms' placeholders a condition that holds for at least every entry containing a
 /// term (an index lookup), to which the ranking is narrowed.
+/// Whether the trigram indexes (FTS5 on SQLite, `pg_trgm` on PostgreSQL) can look every term up:
+/// a term under three characters has no trigram, and its search scans the table. (A NUL, which
+/// FTS5 stops reading at, never reaches here: `SearchQuery::new` refuses it.)
+pub(crate) fn trigram_indexable(query: &SearchQuery) -> bool {
+    query.terms().iter().all(|term| term.chars().count() >= 3)
+}
+
 pub(crate) fn search_sql(
     query: &SearchQuery,
     dialect: &Dialect,

@@ -17,7 +17,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
-use crate::search_sql::{first_tier_sql, relevance, search_sql, Dialect, Walk};
+use crate::search_sql::{first_tier_sql, relevance, search_sql, trigram_indexable, Dialect, Walk};
 use crate::{
     change_from, Backend, CatalogChange, CatalogSyncRecord, MirroredTicket, OutboxRead, OutboxRow,
     Store, StoreError, StoreResult, TicketFilter, TicketPage,
@@ -51,15 +51,6 @@ fn trigram_candidates(terms: &[String]) -> String {
         "id IN (SELECT rowid FROM catalog_search WHERE catalog_search MATCH ({}))",
         phrases.join(" || ' OR ' || ")
     )
-}
-
-/// Whether `catalog_search` can look every term up: a term under three characters has no
-/// trigram, and FTS5 stops reading a string at a NUL. Other searches scan the table.
-fn trigram_indexable(query: &SearchQuery) -> bool {
-    query
-        .terms()
-        .iter()
-        .all(|term| term.chars().count() >= 3 && !term.contains('\0'))
 }
 
 /// A lookup in `catalog_search` tells in a few pages whether a term occurs in a column, and the
