@@ -37,7 +37,7 @@ const RETRY: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub struct Outbox {
     reader: tokio::sync::Mutex<Reader>,
-    /// When the last read succeeded, in milliseconds since `started` (for the lag metric).
+    /// When the last read succeeded, in milliseconds since `started`.
     last_read_ms: AtomicU64,
     started: Instant,
     /// Where the last read of the outbox left this process (mirrors `Reader::position`).
@@ -54,7 +54,6 @@ struct Reader {
     position: u64,
     /// Rows already applied that a later read may return again, with their positions.
     applied: HashMap<i64, u64>,
-    last_read: Instant,
 }
 
 impl Default for Outbox {
@@ -65,7 +64,6 @@ impl Default for Outbox {
                 // invalidations to empty caches costs nothing but the read.
                 position: 0,
                 applied: HashMap::new(),
-                last_read: Instant::now(),
             }),
             last_read_ms: AtomicU64::new(0),
             started: Instant::now(),
@@ -100,7 +98,7 @@ impl Outbox {
         fresh.retain(|message| seen.insert(message.clone()));
         for message in &fresh {
             match Invalidation::decode(message) {
-                Some((_, invalidation)) => invalidation.apply(cache).await,
+                Some(invalidation) => invalidation.apply(cache).await,
                 None => {
                     tracing::warn!(%message, "unreadable invalidation; dropping every cache");
                     cache.invalidate_all();
@@ -112,8 +110,7 @@ impl Outbox {
         reader.position = next;
         self.applied_through.store(next, Ordering::SeqCst);
         self.token.fetch_max(read.horizon_end, Ordering::SeqCst);
-        reader.last_read = Instant::now();
-        let since_start = reader.last_read.duration_since(self.started).as_millis();
+        let since_start = self.started.elapsed().as_millis();
         self.last_read_ms.store(
             u64::try_from(since_start).unwrap_or(u64::MAX),
             Ordering::Relaxed,
@@ -132,11 +129,6 @@ impl Outbox {
                 .store(reader.position, Ordering::SeqCst);
         }
         Ok(())
-    }
-
-    /// How long since this process last read the outbox.
-    pub async fn unread_for(&self) -> Duration {
-        self.reader.lock().await.last_read.elapsed()
     }
 
     /// A consistency token for the writes this process acknowledged so far: a process that has
@@ -176,8 +168,8 @@ impl Outbox {
         self.confirmed.store(false, Ordering::SeqCst);
     }
 
-    /// [`Self::unread_for`] without waiting for a read under way (for `/metrics`).
-    pub fn lag(&self) -> Duration {
+    /// How long since this process last read the outbox (since it started, before its first read).
+    pub fn unread_for(&self) -> Duration {
         let last = Duration::from_millis(self.last_read_ms.load(Ordering::Relaxed));
         self.started.elapsed().saturating_sub(last)
     }
@@ -209,22 +201,11 @@ impl Invalidation {
         }
     }
 
-    /// `<origin> <what> [<key>]`, e.g. `3f2a… ticket PROJ-1`.
-    pub fn encode(&self, origin: &str) -> String {
-        match self {
-            Invalidation::Ticket(key) => format!("{origin} ticket {key}"),
-            Invalidation::AllTickets => format!("{origin} tickets"),
-            Invalidation::AllTemplates => format!("{origin} templates"),
-            Invalidation::AllSearches => format!("{origin} search"),
-            Invalidation::Dashboards => format!("{origin} dashboards"),
-            Invalidation::Template(id) => format!("{origin} template {id}"),
-        }
-    }
-
-    /// The origin and the invalidation of a message; `None` for one this version cannot read.
-    pub fn decode(message: &str) -> Option<(&str, Self)> {
+    /// The invalidation of an outbox message, `<origin> <what> [<key>]` as the triggers of the
+    /// cached tables write it (`db ticket PROJ-1`); `None` for one this version cannot read.
+    pub fn decode(message: &str) -> Option<Self> {
         let mut parts = message.split(' ');
-        let origin = parts.next()?;
+        let _origin = parts.next()?;
         let invalidation = match (parts.next()?, parts.next()) {
             ("ticket", Some(key)) => Invalidation::Ticket(TicketKey::parse(key).ok()?),
             ("search", None) => Invalidation::AllSearches,
@@ -234,7 +215,7 @@ impl Invalidation {
             ("template", Some(id)) => Invalidation::Template(Uuid::parse_str(id).ok()?),
             _ => return None,
         };
-        parts.next().is_none().then_some((origin, invalidation))
+        parts.next().is_none().then_some(invalidation)
     }
 }
 
@@ -310,7 +291,7 @@ async fn follow(state: &AppState, replaying: bool) {
                 return;
             }
             Err(error) => {
-                if !flushed && state.outbox.unread_for().await > RETENTION {
+                if !flushed && state.outbox.unread_for() > RETENTION {
                     tracing::warn!(%error, "invalidations unread for too long; dropping every cache");
                     state.cache.invalidate_all();
                     flushed = true;
@@ -326,18 +307,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn messages_round_trip() {
+    fn the_triggers_messages_decode() {
+        let template = Uuid::new_v4();
         let all = [
-            Invalidation::Ticket(TicketKey::parse("PROJ-1").unwrap()),
-            Invalidation::AllTickets,
-            Invalidation::AllTemplates,
-            Invalidation::AllSearches,
-            Invalidation::Dashboards,
-            Invalidation::Template(Uuid::new_v4()),
+            (
+                "db ticket PROJ-1".to_owned(),
+                Invalidation::Ticket(TicketKey::parse("PROJ-1").unwrap()),
+            ),
+            ("db tickets".to_owned(), Invalidation::AllTickets),
+            ("db templates".to_owned(), Invalidation::AllTemplates),
+            ("db search".to_owned(), Invalidation::AllSearches),
+            ("db dashboards".to_owned(), Invalidation::Dashboards),
+            (
+                format!("db template {template}"),
+                Invalidation::Template(template),
+            ),
         ];
-        for invalidation in all {
-            let message = invalidation.encode("me");
-            assert_eq!(Invalidation::decode(&message), Some(("me", invalidation)));
+        for (message, invalidation) in all {
+            assert_eq!(
+                Invalidation::decode(&message),
+                Some(invalidation),
+                "{message}"
+            );
         }
     }
 

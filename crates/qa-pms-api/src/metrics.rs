@@ -121,7 +121,8 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        self.invalidation_lag.set(self.outbox.lag().as_secs_f64());
+        self.invalidation_lag
+            .set(self.outbox.unread_for().as_secs_f64());
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);

@@ -20,7 +20,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub cache: Arc<AppCache>,
     pub metrics: Arc<Metrics>,
-    /// This process among the replicas: its own published invalidations are not applied twice.
+    /// This process among the replicas: the holder of its Jira fetch leases and catalog sync claims.
     pub instance: Arc<str>,
     pub tickets: TicketSource,
     /// Set when Jira webhooks are accepted (Jira and a webhook secret configured).
