@@ -23,6 +23,8 @@ pub struct AppConfig {
     pub jira: Option<JiraSettings>,
     /// Postman and Testmo behind the catalog; none: the catalog grows through imports alone.
     pub catalog: CatalogSettings,
+    /// Enables `/admin/*`, which requires it as a bearer token; `None`: those routes are 404.
+    pub admin_token: Option<String>,
 }
 
 /// An upstream's settings are unusable.
@@ -59,7 +61,10 @@ pub fn try_build(
     extra: Router<AppState>,
 ) -> Result<(Router, AppState), SettingsError> {
     let state = AppState::new(store, &config)?;
-    let routes = routes::router().merge(extra);
+    let mut routes = routes::router().merge(extra);
+    if let Some(token) = &config.admin_token {
+        routes = routes.merge(routes::admin::router(token));
+    }
     let router = layers::apply(routes, &state, config.limits).with_state(state.clone());
     Ok((router, state))
 }

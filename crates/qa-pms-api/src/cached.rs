@@ -1,5 +1,5 @@
 //! How a cached read becomes an HTTP response: the JSON bytes stored with the entry, plus
-//! `X-Cache-Status` (HIT/MISS/STALE/UPDATING, as nginx names them), the RFC 9211 `Cache-Status` header (on errors too) and
+//! `X-Cache-Status` (HIT/MISS/STALE/UPDATING/BYPASS, as nginx names them), the RFC 9211 `Cache-Status` header (on errors too) and
 //! `Age` on what came from the cache, and the entry's `ETag` (`layers.rs` answers a matching
 //! `If-None-Match` with 304).
 
@@ -20,6 +20,8 @@ const HIT: HeaderValue = HeaderValue::from_static("HIT");
 const MISS: HeaderValue = HeaderValue::from_static("MISS");
 const STALE: HeaderValue = HeaderValue::from_static("STALE");
 const UPDATING: HeaderValue = HeaderValue::from_static("UPDATING");
+/// The client's `Cache-Control` sent the request to the source (nginx's name for it).
+const BYPASS: HeaderValue = HeaderValue::from_static("BYPASS");
 const UPDATING_STATUS: HeaderValue =
     HeaderValue::from_static("qa-pms; hit; fwd=stale; detail=stale-while-revalidate");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -114,6 +116,14 @@ impl<V> IntoResponse for Cached<V> {
                     (false, true) => "qa-pms; fwd=miss; collapsed",
                 };
                 (MISS, HeaderValue::from_static(value))
+            }
+            LookupStatus::Forwarded { stored } => {
+                let value = if stored {
+                    "qa-pms; fwd=request; stored"
+                } else {
+                    "qa-pms; fwd=request"
+                };
+                (BYPASS, HeaderValue::from_static(value))
             }
             LookupStatus::Bypass => (MISS, HeaderValue::from_static("qa-pms; fwd=bypass")),
         };

@@ -1,5 +1,5 @@
-//! The `qa-pms` command line: `serve` (the default), `migrate`, `seed`, `sync jira`, `sync catalog`. Every flag of
-//! `serve` has an environment variable.
+//! The `qa-pms` command line: `serve` (the default), `migrate`, `seed`, `sync jira`, `sync catalog`,
+//! `cache stats|purge|warm`. Every flag of `serve` has an environment variable.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -36,6 +36,9 @@ pub enum Command {
     /// Copy tickets from an upstream into the database once, then exit.
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// See, purge and warm a running service's caches (its admin API, `QA_PMS_ADMIN_TOKEN`).
+    #[command(subcommand)]
+    Cache(crate::cache_cli::CacheCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -275,6 +278,30 @@ pub struct ServeArgs {
     pub jira: JiraArgs,
     #[command(flatten)]
     pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    /// Load the most-read keys the last shutdown saved, in the background while serving
+    /// (`--warm-on-start false`: start cold).
+    #[arg(long, env = "QA_PMS_WARM_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub warm_on_start: bool,
+}
+
+/// The admin API (`/admin/cache`).
+#[derive(Clone, Default, Args)]
+pub struct AdminArgs {
+    /// Enables `/admin/*`, which requires `Authorization: Bearer <token>`; unset: those routes
+    /// are 404.
+    #[arg(long, env = "QA_PMS_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+/// Secrets stay out of logs and error messages.
+impl std::fmt::Debug for AdminArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminArgs")
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl ServeArgs {
@@ -287,6 +314,11 @@ impl ServeArgs {
             },
             jira: self.jira.settings()?,
             catalog: self.catalog.settings()?,
+            admin_token: self
+                .admin
+                .admin_token
+                .clone()
+                .filter(|token| !token.trim().is_empty()),
         })
     }
 }
@@ -330,36 +362,71 @@ pub struct CacheArgs {
     pub cache_metrics_grace: Option<Duration>,
     #[arg(long, env = "QA_PMS_CACHE_TEMPLATES_GRACE", value_parser = humantime::parse_duration)]
     pub cache_templates_grace: Option<Duration>,
+    /// Byte budgets (`32MiB`, `500KiB`, plain bytes; 0: entries alone bound the cache).
+    #[arg(long, env = "QA_PMS_CACHE_TICKETS_MAX_BYTES", value_parser = parse_bytes)]
+    pub cache_tickets_max_bytes: Option<u64>,
+    #[arg(long, env = "QA_PMS_CACHE_SEARCH_MAX_BYTES", value_parser = parse_bytes)]
+    pub cache_search_max_bytes: Option<u64>,
+    #[arg(long, env = "QA_PMS_CACHE_METRICS_MAX_BYTES", value_parser = parse_bytes)]
+    pub cache_metrics_max_bytes: Option<u64>,
+    #[arg(long, env = "QA_PMS_CACHE_TEMPLATES_MAX_BYTES", value_parser = parse_bytes)]
+    pub cache_templates_max_bytes: Option<u64>,
+}
+
+/// A size in bytes: a number, optionally followed by KiB, MiB or GiB (or KB, MB, GB, also 1024).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 32MiB"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("`{other}` is not a unit of KiB, MiB, GiB")),
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 impl CacheArgs {
     pub fn config(&self) -> CacheConfig {
         let mut config = CacheConfig::default();
         for kind in CacheKind::ALL {
-            let (ttl, tti, capacity, grace) = match kind {
+            let (ttl, tti, capacity, grace, max_bytes) = match kind {
                 CacheKind::Tickets => (
                     self.cache_tickets_ttl,
                     self.cache_tickets_tti,
                     self.cache_tickets_capacity,
                     self.cache_tickets_grace,
+                    self.cache_tickets_max_bytes,
                 ),
                 CacheKind::Search => (
                     self.cache_search_ttl,
                     self.cache_search_tti,
                     self.cache_search_capacity,
                     self.cache_search_grace,
+                    self.cache_search_max_bytes,
                 ),
                 CacheKind::Metrics => (
                     self.cache_metrics_ttl,
                     self.cache_metrics_tti,
                     self.cache_metrics_capacity,
                     self.cache_metrics_grace,
+                    self.cache_metrics_max_bytes,
                 ),
                 CacheKind::Templates => (
                     self.cache_templates_ttl,
                     self.cache_templates_tti,
                     self.cache_templates_capacity,
                     self.cache_templates_grace,
+                    self.cache_templates_max_bytes,
                 ),
             };
             let settings = config.get_mut(kind);
@@ -374,6 +441,9 @@ impl CacheArgs {
             }
             if let Some(grace) = grace {
                 settings.grace = grace;
+            }
+            if let Some(max_bytes) = max_bytes {
+                settings.max_bytes = (max_bytes > 0).then_some(max_bytes);
             }
         }
         if let Some(negative_ttl) = self.cache_tickets_negative_ttl {
@@ -449,8 +519,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     crate::catalog::schedule(&state);
-    if crate::invalidation::listen(state).await? {
+    if crate::invalidation::listen(state.clone()).await? {
         tracing::info!("listening for the other replicas' cache invalidations");
+    }
+    if args.warm_on_start {
+        let state = state.clone();
+        tokio::spawn(async move {
+            match crate::warm::restore(&state).await {
+                Ok(warmed) => tracing::info!(
+                    ?warmed,
+                    "warmed the caches with the keys saved at the last shutdown"
+                ),
+                Err(error) => tracing::warn!(%error, "could not warm the caches"),
+            }
+        });
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -462,6 +544,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "qa-pms listening"
     );
     crate::app::serve(listener, router, crate::app::shutdown_signal()).await?;
+    match crate::warm::save(&state).await {
+        Ok(saved) => tracing::info!(saved, "saved the most-read keys for the next start"),
+        Err(error) => tracing::warn!(%error, "could not save the most-read keys"),
+    }
     Ok(())
 }
 

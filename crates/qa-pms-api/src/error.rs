@@ -41,6 +41,9 @@ pub enum ApiError {
     GatewayTimeout(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// `If-Match` names no current version of the resource: 412.
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("the request took too long")]
     Timeout,
     #[error("internal error: {0}")]
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::UpstreamUnavailable(_) => "upstream_unavailable",
             ApiError::GatewayTimeout(_) => "upstream_timeout",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::PreconditionFailed(_) => "precondition_failed",
             ApiError::Timeout => "timeout",
             ApiError::Internal(_) => "internal",
         }
@@ -125,6 +130,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(what.to_owned()),
             StoreError::Conflict(message) => ApiError::Conflict(message),
+            e @ StoreError::Changed(_) => ApiError::PreconditionFailed(format!(
+                "{e}: If-Match names a version that is no longer current"
+            )),
             e if e.is_unavailable() => {
                 tracing::error!(error = %e, "database unavailable");
                 ApiError::Unavailable

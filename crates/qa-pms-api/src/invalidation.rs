@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use qa_pms_core::{AppCache, TicketKey};
+use qa_pms_core::{AppCache, CacheKind, TicketKey};
 use qa_pms_storage::{Notice, Store, StoreResult};
 use uuid::Uuid;
 
@@ -47,6 +47,9 @@ pub struct Outbox {
     /// False from the moment this process may have missed invalidations (its feed dropped, a read
     /// failed) until a read of the outbox succeeds: what it has cached is then unconfirmed.
     confirmed: AtomicBool,
+    /// Keys an operator asked every process to load (`admin warm`), read but not loaded yet:
+    /// loading needs the whole state ([`crate::warm::requested`]).
+    to_warm: std::sync::Mutex<Vec<(CacheKind, String)>>,
 }
 
 #[derive(Debug)]
@@ -70,6 +73,7 @@ impl Default for Outbox {
             confirmed: AtomicBool::new(true),
             applied_through: AtomicU64::new(0),
             token: AtomicU64::new(0),
+            to_warm: std::sync::Mutex::new(Vec::new()),
         }
     }
 }
@@ -98,6 +102,11 @@ impl Outbox {
         fresh.retain(|message| seen.insert(message.clone()));
         for message in &fresh {
             match Invalidation::decode(message) {
+                Some(Invalidation::Warm(kind, key)) => {
+                    if let Ok(mut to_warm) = self.to_warm.lock() {
+                        to_warm.push((kind, key));
+                    }
+                }
                 Some(invalidation) => invalidation.apply(cache).await,
                 None => {
                     tracing::warn!(%message, "unreadable invalidation; dropping every cache");
@@ -163,6 +172,14 @@ impl Outbox {
         self.confirmed.load(Ordering::SeqCst)
     }
 
+    /// The keys operators asked to warm since the last call.
+    pub fn take_to_warm(&self) -> Vec<(CacheKind, String)> {
+        self.to_warm
+            .lock()
+            .map(|mut to_warm| std::mem::take(&mut *to_warm))
+            .unwrap_or_default()
+    }
+
     /// Marks what this process has cached as unconfirmed until the next successful read.
     pub fn unconfirm(&self) {
         self.confirmed.store(false, Ordering::SeqCst);
@@ -187,6 +204,11 @@ pub enum Invalidation {
     Template(Uuid),
     /// Every template (a bulk write).
     AllTemplates,
+    /// An operator's purge (`DELETE /admin/cache/...`): one key of a cache, as text, or all of it.
+    Purge(CacheKind, Option<String>),
+    /// An operator's warm-up (`POST /admin/cache/.../warm`): not an invalidation but an order to
+    /// every process to load a key; the outbox keeps it for the state to load.
+    Warm(CacheKind, String),
 }
 
 impl Invalidation {
@@ -198,12 +220,37 @@ impl Invalidation {
             Invalidation::AllSearches => cache.search.invalidate_all(),
             Invalidation::Dashboards => cache.invalidate_dashboards().await,
             Invalidation::Template(id) => cache.templates.invalidate(id).await,
+            Invalidation::Purge(kind, key) => {
+                cache.purge(*kind, key.as_deref()).await;
+            }
+            Invalidation::Warm(..) => {}
+        }
+    }
+
+    /// The outbox message of an operator's purge or warm-up (origin `admin`); the key, last, may
+    /// hold spaces (a search's key does).
+    pub fn encode(&self) -> Option<String> {
+        match self {
+            Invalidation::Purge(kind, None) => Some(format!("admin purge {kind}")),
+            Invalidation::Purge(kind, Some(key)) => Some(format!("admin purge {kind} {key}")),
+            Invalidation::Warm(kind, key) => Some(format!("admin warm {kind} {key}")),
+            _ => None,
         }
     }
 
     /// The invalidation of an outbox message, `<origin> <what> [<key>]` as the triggers of the
     /// cached tables write it (`db ticket PROJ-1`); `None` for one this version cannot read.
     pub fn decode(message: &str) -> Option<Self> {
+        if let Some(command) = message.strip_prefix("admin ") {
+            let mut parts = command.splitn(3, ' ');
+            let (verb, kind) = (parts.next()?, parts.next()?.parse().ok()?);
+            let key = parts.next().map(str::to_owned);
+            return match (verb, key) {
+                ("purge", key) => Some(Invalidation::Purge(kind, key)),
+                ("warm", Some(key)) => Some(Invalidation::Warm(kind, key)),
+                _ => None,
+            };
+        }
         let mut parts = message.split(' ');
         let _origin = parts.next()?;
         let invalidation = match (parts.next()?, parts.next()) {
@@ -288,6 +335,7 @@ async fn follow(state: &AppState, replaying: bool) {
                     );
                 }
                 state.metrics.invalidations_replayed(replaying, applied);
+                crate::warm::requested(state);
                 return;
             }
             Err(error) => {
@@ -329,6 +377,28 @@ mod tests {
                 Some(invalidation),
                 "{message}"
             );
+        }
+    }
+
+    #[test]
+    fn operators_commands_round_trip_through_their_messages() {
+        for command in [
+            Invalidation::Purge(CacheKind::Search, None),
+            Invalidation::Purge(
+                CacheKind::Search,
+                Some("login api|source=all|limit=20".into()),
+            ),
+            Invalidation::Warm(CacheKind::Tickets, "PROJ-1".into()),
+        ] {
+            let message = command.encode().unwrap();
+            assert_eq!(Invalidation::decode(&message), Some(command), "{message}");
+        }
+        for message in [
+            "admin warm tickets",
+            "admin purge nope",
+            "admin nope tickets x",
+        ] {
+            assert_eq!(Invalidation::decode(message), None, "{message}");
         }
     }
 

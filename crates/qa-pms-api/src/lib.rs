@@ -11,6 +11,7 @@
 //! or reports syncs.
 
 pub mod app;
+pub mod cache_cli;
 pub mod cached;
 pub mod catalog;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod seed;
 pub mod state;
 pub mod sync;
 pub mod tickets;
+pub mod warm;
 
 pub use app::{
     build, build_with, serve, shutdown_signal, try_build, AppConfig, JiraSettings, SettingsError,

@@ -23,5 +23,6 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Migrate(args)) => qa_pms_api::cli::migrate(args).await,
         Some(Command::Seed(args)) => qa_pms_api::cli::seed(args).await,
         Some(Command::Sync(command)) => qa_pms_api::cli::sync(command).await,
+        Some(Command::Cache(command)) => qa_pms_api::cache_cli::run(command).await,
     }
 }

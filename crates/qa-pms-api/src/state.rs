@@ -103,6 +103,7 @@ impl AppState {
                 fallback.apply(&self.cache).await;
             }
         }
+        crate::warm::requested(self);
     }
 
     /// [`Self::invalidate_after`] a write that succeeded.

@@ -215,6 +215,19 @@ impl SearchQuery {
         )
     }
 
+    /// The query a [`Self::cache_key`] was made from (the key of a cache being warmed); `None`
+    /// for a string no query has as its key.
+    pub fn from_cache_key(key: &str) -> Option<Self> {
+        let mut parts = key.rsplitn(3, '|');
+        let limit = parts.next()?.strip_prefix("limit=")?.parse().ok()?;
+        let source = match parts.next()?.strip_prefix("source=")? {
+            "all" => None,
+            source => Some(source.parse().ok()?),
+        };
+        let query = Self::new(parts.next()?, source, Some(limit)).ok()?;
+        (query.cache_key() == key).then_some(query)
+    }
+
     /// A term as a LIKE pattern, with the LIKE wildcards `%`, `_` and the escape `\` escaped.
     pub fn like_pattern(term: &str) -> String {
         let mut pattern = String::with_capacity(term.len() + 2);
@@ -232,6 +245,32 @@ impl SearchQuery {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cache_key_gives_back_its_query() {
+        for (query, source, limit) in [
+            ("Login  API", None, None),
+            ("a|b c", Some(super::Source::Postman), Some(7)),
+        ] {
+            let query = super::SearchQuery::new(query, source, limit).unwrap();
+            let key = query.cache_key();
+            assert_eq!(
+                super::SearchQuery::from_cache_key(&key)
+                    .unwrap()
+                    .cache_key(),
+                key
+            );
+        }
+        for key in [
+            "",
+            "x",
+            "x|source=all",
+            "x|source=nope|limit=1",
+            "X|source=all|limit=20",
+        ] {
+            assert!(super::SearchQuery::from_cache_key(key).is_none(), "{key}");
+        }
+    }
+
     use super::*;
 
     #[test]

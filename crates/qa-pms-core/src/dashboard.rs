@@ -47,6 +47,11 @@ impl Period {
     pub fn kpi_cache_key(self) -> String {
         format!("kpi-{}", self.as_str())
     }
+
+    /// The period a [`Self::kpi_cache_key`] names.
+    pub fn from_kpi_cache_key(key: &str) -> Option<Self> {
+        key.strip_prefix("kpi-")?.parse().ok()
+    }
 }
 
 impl fmt::Display for Period {

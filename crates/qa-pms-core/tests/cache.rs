@@ -41,7 +41,7 @@ async fn read(cache: &CacheLayer<String, u64>, key: &str, value: u64) -> (u64, L
         )
         .await
         .expect("load");
-    (*lookup.entry.value(), lookup.status)
+    (lookup.entry.decode().unwrap(), lookup.status)
 }
 
 #[tokio::test]
@@ -135,7 +135,7 @@ async fn errors_reach_every_waiter_and_are_not_cached() {
 
     assert_eq!(a.unwrap_err(), LoadFailed);
     assert_eq!(b.unwrap_err(), LoadFailed);
-    assert_eq!(*after.entry.value(), 7);
+    assert_eq!(after.entry.decode().unwrap(), 7);
     assert_eq!(
         cache.stats().loads,
         2,
@@ -217,7 +217,7 @@ async fn a_load_overtaken_by_a_write_is_never_served_afterwards() {
                 })
                 .await
                 .expect("load");
-            (*lookup.entry.value(), lookup.status)
+            (lookup.entry.decode().unwrap(), lookup.status)
         })
     };
     row_read.notified().await;
@@ -248,7 +248,7 @@ async fn a_load_overtaken_by_a_write_is_never_served_afterwards() {
         "but does not keep it"
     );
     assert_eq!(
-        *after.entry.value(),
+        after.entry.decode().unwrap(),
         2,
         "a read after the write sees the write"
     );

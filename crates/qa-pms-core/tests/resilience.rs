@@ -80,7 +80,7 @@ async fn read(
     let lookup = cache
         .get_or_fetch(&"K-1".to_owned(), source.fetch())
         .await?;
-    Ok((*lookup.entry.value(), lookup.status))
+    Ok((lookup.entry.decode().unwrap(), lookup.status))
 }
 
 #[tokio::test]

@@ -9,6 +9,9 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// A conditional write found the row changed (or gone) since the version it was given.
+    #[error("the {0} changed since it was read")]
+    Changed(&'static str),
     #[error("database error: {0}")]
     Database(Arc<sqlx::Error>),
     #[error("migration failed: {0}")]
@@ -65,6 +68,15 @@ impl StoreError {
         match &e {
             sqlx::Error::Database(db) if db.is_foreign_key_violation() => on_fk,
             _ => e.into(),
+        }
+    }
+
+    /// What a write that matched no row means: the row is not there, or (a conditional write)
+    /// it changed since the version it was given.
+    pub(crate) fn missing_or_changed<T>(what: &'static str, expected: Option<&T>) -> Self {
+        match expected {
+            Some(_) => StoreError::Changed(what),
+            None => StoreError::NotFound(what),
         }
     }
 

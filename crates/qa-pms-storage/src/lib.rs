@@ -155,19 +155,24 @@ pub trait Store: Send + Sync + 'static {
 
     async fn ticket(&self, key: &TicketKey) -> StoreResult<JiraTicket>;
     async fn list_tickets(&self, filter: &TicketFilter) -> StoreResult<TicketPage>;
-    /// Applies a partial update; absent fields keep their value.
+    /// Applies a partial update; absent fields keep their value. With `expected` (a conditional
+    /// write, `If-Match`), only if the stored ticket is still exactly that one, checked in the
+    /// same statement: [`StoreError::Changed`] otherwise.
     async fn patch_ticket(
         &self,
         key: &TicketKey,
         patch: &TicketPatch,
         now: DateTime<Utc>,
+        expected: Option<&JiraTicket>,
     ) -> StoreResult<JiraTicket>;
-    /// Creates or replaces a ticket; `true` if it was created.
+    /// Creates or replaces a ticket; `true` if it was created. With `expected`, replaces only
+    /// that ticket, as [`Store::patch_ticket`] does.
     async fn put_ticket(
         &self,
         key: &TicketKey,
         ticket: &TicketUpsert,
         now: DateTime<Utc>,
+        expected: Option<&JiraTicket>,
     ) -> StoreResult<(JiraTicket, bool)>;
 
     /// The mirror row of a ticket, deleted ones included; `None` if there is none.
@@ -238,9 +243,20 @@ pub trait Store: Send + Sync + 'static {
     async fn templates(&self) -> StoreResult<Vec<WorkflowTemplate>>;
     async fn template(&self, id: Uuid) -> StoreResult<WorkflowTemplate>;
     async fn insert_template(&self, template: &WorkflowTemplate) -> StoreResult<()>;
-    async fn update_template(&self, template: &WorkflowTemplate) -> StoreResult<()>;
-    /// [`StoreError::Conflict`] while workflows still use the template.
-    async fn delete_template(&self, id: Uuid) -> StoreResult<()>;
+    /// With `expected`, only if the stored template is still exactly that one
+    /// ([`StoreError::Changed`] otherwise), checked in the same statement.
+    async fn update_template(
+        &self,
+        template: &WorkflowTemplate,
+        expected: Option<&WorkflowTemplate>,
+    ) -> StoreResult<()>;
+    /// [`StoreError::Conflict`] while workflows still use the template. `expected` as in
+    /// [`Store::update_template`].
+    async fn delete_template(
+        &self,
+        id: Uuid,
+        expected: Option<&WorkflowTemplate>,
+    ) -> StoreResult<()>;
 
     async fn insert_workflow(&self, workflow: &Workflow) -> StoreResult<()>;
     async fn workflow(&self, id: Uuid) -> StoreResult<Workflow>;
@@ -271,6 +287,21 @@ pub trait Store: Send + Sync + 'static {
     async fn outbox_position(&self) -> StoreResult<u64>;
     /// Deletes the invalidations recorded before `before`; returns how many.
     async fn prune_outbox(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// Records messages in the outbox beside the triggers' own (`admin purge tickets`): every
+    /// process applies them as it applies invalidations.
+    async fn record_invalidations(&self, messages: &[String]) -> StoreResult<()>;
+
+    /// Replaces the saved most-read keys of `cache` (most read first, with their reads): what
+    /// the next process to start loads first.
+    async fn save_warm_keys(
+        &self,
+        cache: &str,
+        keys: &[(String, u64)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The saved most-read keys of `cache`, most read first.
+    async fn warm_keys(&self, cache: &str) -> StoreResult<Vec<String>>;
+
     /// Wakes the reader of the outbox when another process's transaction recorded invalidations
     /// (PostgreSQL `LISTEN`). `None` where there is no such feed (SQLite): poll the outbox.
     async fn subscribe_invalidations(

@@ -168,6 +168,83 @@ async fn ranked(
 }
 
 /// An estimate in the INTEGER column; validated drafts are far below `i32::MAX`.
+/// The condition of a conditional ticket write, its parameters from `$first`: no expectation
+/// (`$first` is false), or the row still holds exactly the expected ticket (bound by
+/// [`bind_ticket_expected`]).
+fn ticket_unchanged(first: usize) -> String {
+    let p = |i: usize| format!("${}", first + i);
+    format!(
+        "(NOT {} OR (summary = {} AND status = {} AND description IS NOT DISTINCT FROM {} \
+         AND assignee IS NOT DISTINCT FROM {} AND priority IS NOT DISTINCT FROM {} \
+         AND updated_at = {}))",
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        p(6)
+    )
+}
+
+/// The same for templates (see [`bind_template_expected`]).
+fn template_unchanged(first: usize) -> String {
+    let p = |i: usize| format!("${}", first + i);
+    format!(
+        "(NOT {} OR (name = {} AND steps = {} AND workflow_type = {} \
+         AND estimated_minutes = {} AND updated_at = {}))",
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5)
+    )
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+fn bind_ticket_expected<'q>(query: PgQuery<'q>, expected: Option<&JiraTicket>) -> PgQuery<'q> {
+    let query = query.bind(expected.is_some());
+    match expected {
+        Some(t) => query
+            .bind(t.summary.clone())
+            .bind(t.status.clone())
+            .bind(t.description.clone())
+            .bind(t.assignee.clone())
+            .bind(t.priority.clone())
+            .bind(t.updated_at),
+        None => query
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<DateTime<Utc>>),
+    }
+}
+
+fn bind_template_expected<'q>(
+    query: PgQuery<'q>,
+    expected: Option<&WorkflowTemplate>,
+) -> PgQuery<'q> {
+    let query = query.bind(expected.is_some());
+    match expected {
+        Some(t) => query
+            .bind(t.name.clone())
+            .bind(Json(t.steps.clone()))
+            .bind(t.workflow_type.clone())
+            .bind(minutes(t.estimated_minutes))
+            .bind(t.updated_at),
+        None => query
+            .bind(None::<String>)
+            .bind(None::<Json<Vec<String>>>)
+            .bind(None::<String>)
+            .bind(None::<i32>)
+            .bind(None::<DateTime<Utc>>),
+    }
+}
+
 fn minutes(m: u32) -> i32 {
     i32::try_from(m).unwrap_or(i32::MAX)
 }
@@ -241,7 +318,9 @@ impl Store for PostgresStore {
         key: &TicketKey,
         patch: &TicketPatch,
         now: DateTime<Utc>,
+        expected: Option<&JiraTicket>,
     ) -> StoreResult<JiraTicket> {
+        let unchanged = ticket_unchanged(11);
         let sql = format!(
             "UPDATE jira_tickets SET \
                summary = COALESCE($2, summary), \
@@ -250,9 +329,9 @@ impl Store for PostgresStore {
                assignee = CASE WHEN $6 THEN $7 ELSE assignee END, \
                priority = CASE WHEN $8 THEN $9 ELSE priority END, \
                updated_at = $10 \
-             WHERE key = $1 AND deleted_at IS NULL RETURNING {TICKET_COLUMNS}"
+             WHERE key = $1 AND deleted_at IS NULL AND {unchanged} RETURNING {TICKET_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(key.as_str())
             .bind(&patch.summary)
             .bind(&patch.status)
@@ -262,10 +341,11 @@ impl Store for PostgresStore {
             .bind(patch.assignee.clone().flatten())
             .bind(patch.priority.is_some())
             .bind(patch.priority.clone().flatten())
-            .bind(now)
+            .bind(now);
+        let row = bind_ticket_expected(query, expected)
             .fetch_optional(&self.pool)
             .await?
-            .ok_or(StoreError::NotFound("ticket"))?;
+            .ok_or(StoreError::missing_or_changed("ticket", expected))?;
         ticket_from(&row)
     }
 
@@ -274,7 +354,30 @@ impl Store for PostgresStore {
         key: &TicketKey,
         t: &TicketUpsert,
         now: DateTime<Utc>,
+        expected: Option<&JiraTicket>,
     ) -> StoreResult<(JiraTicket, bool)> {
+        if expected.is_some() {
+            // A conditional PUT replaces the ticket it names and creates none.
+            let unchanged = ticket_unchanged(8);
+            let sql = format!(
+                "UPDATE jira_tickets SET summary = $2, status = $3, description = $4, \
+                 assignee = $5, priority = $6, updated_at = $7 \
+                 WHERE key = $1 AND deleted_at IS NULL AND {unchanged} RETURNING {TICKET_COLUMNS}"
+            );
+            let query = sqlx::query(&sql)
+                .bind(key.as_str())
+                .bind(&t.summary)
+                .bind(&t.status)
+                .bind(&t.description)
+                .bind(&t.assignee)
+                .bind(&t.priority)
+                .bind(now);
+            let row = bind_ticket_expected(query, expected)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::Changed("ticket"))?;
+            return Ok((ticket_from(&row)?, false));
+        }
         // xmax = 0 only on a row this statement inserted.
         let sql = format!(
             "INSERT INTO jira_tickets (key, summary, status, description, assignee, priority, updated_at) \
@@ -726,29 +829,42 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn update_template(&self, t: &WorkflowTemplate) -> StoreResult<()> {
-        let updated = sqlx::query(
+    async fn update_template(
+        &self,
+        t: &WorkflowTemplate,
+        expected: Option<&WorkflowTemplate>,
+    ) -> StoreResult<()> {
+        let unchanged = template_unchanged(7);
+        let sql = format!(
             "UPDATE workflow_templates SET name = $2, steps = $3, workflow_type = $4, \
-             estimated_minutes = $5, updated_at = $6 WHERE id = $1",
-        )
-        .bind(t.id)
-        .bind(&t.name)
-        .bind(Json(&t.steps))
-        .bind(&t.workflow_type)
-        .bind(minutes(t.estimated_minutes))
-        .bind(t.updated_at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+             estimated_minutes = $5, updated_at = $6 WHERE id = $1 AND {unchanged}"
+        );
+        let query = sqlx::query(&sql)
+            .bind(t.id)
+            .bind(&t.name)
+            .bind(Json(&t.steps))
+            .bind(&t.workflow_type)
+            .bind(minutes(t.estimated_minutes))
+            .bind(t.updated_at);
+        let updated = bind_template_expected(query, expected)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         if updated == 0 {
-            return Err(StoreError::NotFound("template"));
+            return Err(StoreError::missing_or_changed("template", expected));
         }
         Ok(())
     }
 
-    async fn delete_template(&self, id: Uuid) -> StoreResult<()> {
-        let deleted = sqlx::query("DELETE FROM workflow_templates WHERE id = $1")
-            .bind(id)
+    async fn delete_template(
+        &self,
+        id: Uuid,
+        expected: Option<&WorkflowTemplate>,
+    ) -> StoreResult<()> {
+        let unchanged = template_unchanged(2);
+        let sql = format!("DELETE FROM workflow_templates WHERE id = $1 AND {unchanged}");
+        let query = sqlx::query(&sql).bind(id);
+        let deleted = bind_template_expected(query, expected)
             .execute(&self.pool)
             .await
             .map_err(|e| {
@@ -761,7 +877,7 @@ impl Store for PostgresStore {
             })?
             .rows_affected();
         if deleted == 0 {
-            return Err(StoreError::NotFound("template"));
+            return Err(StoreError::missing_or_changed("template", expected));
         }
         Ok(())
     }
@@ -935,6 +1051,53 @@ impl Store for PostgresStore {
             .await?
             .rows_affected();
         Ok(pruned)
+    }
+
+    async fn record_invalidations(&self, messages: &[String]) -> StoreResult<()> {
+        sqlx::query("INSERT INTO cache_invalidations (message) SELECT unnest($1::text[])")
+            .bind(messages)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn save_warm_keys(
+        &self,
+        cache: &str,
+        keys: &[(String, u64)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (names, reads): (Vec<&str>, Vec<i64>) = keys
+            .iter()
+            .map(|(key, reads)| (key.as_str(), i64::try_from(*reads).unwrap_or(i64::MAX)))
+            .unzip();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM cache_warm_keys WHERE cache = $1")
+            .bind(cache)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO cache_warm_keys (cache, rank, key, reads, saved_at) \
+             SELECT $1, k.ord - 1, k.key, k.reads, $4 \
+             FROM unnest($2::text[], $3::bigint[]) WITH ORDINALITY AS k(key, reads, ord)",
+        )
+        .bind(cache)
+        .bind(&names)
+        .bind(&reads)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn warm_keys(&self, cache: &str) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT key FROM cache_warm_keys WHERE cache = $1 ORDER BY rank")
+                .bind(cache)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn subscribe_invalidations(

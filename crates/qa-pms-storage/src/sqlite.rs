@@ -26,6 +26,64 @@ use crate::{
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 const TICKET_COLUMNS: &str = "key, summary, status, description, assignee, priority, updated_at";
+/// The condition of a conditional ticket write: no expectation (`?11` is 0), or the row still
+/// holds exactly the expected ticket (`?12`..`?17`, bound by [`bind_ticket_expected`]).
+const TICKET_UNCHANGED: &str =
+    "(?11 = 0 OR (summary = ?12 AND status = ?13 AND description IS ?14 \
+     AND assignee IS ?15 AND priority IS ?16 AND updated_at = ?17))";
+
+/// The same for templates, at `?7`..`?12` (see [`bind_template_expected`]).
+const TEMPLATE_UNCHANGED: &str = "(?7 = 0 OR (name = ?8 AND steps = ?9 AND workflow_type = ?10 \
+     AND estimated_minutes = ?11 AND updated_at = ?12))";
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds `?11`..`?17` of [`TICKET_UNCHANGED`].
+fn bind_ticket_expected<'q>(
+    query: SqliteQuery<'q>,
+    expected: Option<&JiraTicket>,
+) -> SqliteQuery<'q> {
+    let query = query.bind(expected.is_some());
+    match expected {
+        Some(t) => query
+            .bind(t.summary.clone())
+            .bind(t.status.clone())
+            .bind(t.description.clone())
+            .bind(t.assignee.clone())
+            .bind(t.priority.clone())
+            .bind(millis(t.updated_at)),
+        None => query
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<i64>),
+    }
+}
+
+/// Binds `?7`..`?12` of [`TEMPLATE_UNCHANGED`].
+fn bind_template_expected<'q>(
+    query: SqliteQuery<'q>,
+    expected: Option<&WorkflowTemplate>,
+) -> StoreResult<SqliteQuery<'q>> {
+    let query = query.bind(expected.is_some());
+    Ok(match expected {
+        Some(t) => query
+            .bind(t.name.clone())
+            .bind(serde_json::to_string(&t.steps)?)
+            .bind(t.workflow_type.clone())
+            .bind(t.estimated_minutes)
+            .bind(millis(t.updated_at)),
+        None => query
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<i64>)
+            .bind(None::<i64>),
+    })
+}
+
 const TEMPLATE_COLUMNS: &str = "id, name, steps, workflow_type, estimated_minutes, updated_at";
 const WORKFLOW_COLUMNS: &str = "id, template_id, ticket_key, state, steps, estimated_minutes, \
                                 started_at, completed_at, updated_at, version";
@@ -257,6 +315,7 @@ impl Store for SqliteStore {
         key: &TicketKey,
         patch: &TicketPatch,
         now: DateTime<Utc>,
+        expected: Option<&JiraTicket>,
     ) -> StoreResult<JiraTicket> {
         let sql = format!(
             "UPDATE jira_tickets SET \
@@ -266,9 +325,9 @@ impl Store for SqliteStore {
                assignee = CASE WHEN ?6 THEN ?7 ELSE assignee END, \
                priority = CASE WHEN ?8 THEN ?9 ELSE priority END, \
                updated_at = ?10 \
-             WHERE key = ?1 AND deleted_at IS NULL RETURNING {TICKET_COLUMNS}"
+             WHERE key = ?1 AND deleted_at IS NULL AND {TICKET_UNCHANGED} RETURNING {TICKET_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(key.as_str())
             .bind(&patch.summary)
             .bind(&patch.status)
@@ -278,10 +337,11 @@ impl Store for SqliteStore {
             .bind(patch.assignee.clone().flatten())
             .bind(patch.priority.is_some())
             .bind(patch.priority.clone().flatten())
-            .bind(millis(now))
+            .bind(millis(now));
+        let row = bind_ticket_expected(query, expected)
             .fetch_optional(&self.pool)
             .await?
-            .ok_or(StoreError::NotFound("ticket"))?;
+            .ok_or(StoreError::missing_or_changed("ticket", expected))?;
         ticket_from(&row)
     }
 
@@ -290,26 +350,13 @@ impl Store for SqliteStore {
         key: &TicketKey,
         t: &TicketUpsert,
         now: DateTime<Utc>,
+        expected: Option<&JiraTicket>,
     ) -> StoreResult<(JiraTicket, bool)> {
-        let inserted = sqlx::query(
-            "INSERT INTO jira_tickets (key, summary, status, description, assignee, priority, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key.as_str())
-        .bind(&t.summary)
-        .bind(&t.status)
-        .bind(&t.description)
-        .bind(&t.assignee)
-        .bind(&t.priority)
-        .bind(millis(now))
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1;
-        if !inserted {
-            sqlx::query(
-                "UPDATE jira_tickets SET summary = ?2, status = ?3, description = ?4, \
-                 assignee = ?5, priority = ?6, updated_at = ?7, deleted_at = NULL WHERE key = ?1",
+        // A conditional PUT replaces the ticket it names and creates none.
+        let inserted = expected.is_none()
+            && sqlx::query(
+                "INSERT INTO jira_tickets (key, summary, status, description, assignee, priority, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (key) DO NOTHING",
             )
             .bind(key.as_str())
             .bind(&t.summary)
@@ -319,7 +366,34 @@ impl Store for SqliteStore {
             .bind(&t.priority)
             .bind(millis(now))
             .execute(&self.pool)
-            .await?;
+            .await?
+            .rows_affected()
+                == 1;
+        if !inserted {
+            let sql = format!(
+                "UPDATE jira_tickets SET summary = ?2, status = ?3, description = ?4, \
+                 assignee = ?5, priority = ?6, updated_at = ?7, deleted_at = NULL \
+                 WHERE key = ?1 AND (?11 = 0 OR deleted_at IS NULL) AND {TICKET_UNCHANGED}"
+            );
+            // ?8..?10 are unused: the condition's numbering is shared with the patch.
+            let query = sqlx::query(&sql)
+                .bind(key.as_str())
+                .bind(&t.summary)
+                .bind(&t.status)
+                .bind(&t.description)
+                .bind(&t.assignee)
+                .bind(&t.priority)
+                .bind(millis(now))
+                .bind(None::<String>)
+                .bind(None::<String>)
+                .bind(None::<String>);
+            let updated = bind_ticket_expected(query, expected)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::missing_or_changed("ticket", expected));
+            }
         }
         Ok((self.ticket(key).await?, inserted))
     }
@@ -722,35 +796,53 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn update_template(&self, t: &WorkflowTemplate) -> StoreResult<()> {
-        let updated = sqlx::query(
+    async fn update_template(
+        &self,
+        t: &WorkflowTemplate,
+        expected: Option<&WorkflowTemplate>,
+    ) -> StoreResult<()> {
+        let sql = format!(
             "UPDATE workflow_templates SET name = ?2, steps = ?3, workflow_type = ?4, \
-             estimated_minutes = ?5, updated_at = ?6 WHERE id = ?1",
-        )
-        .bind(t.id.to_string())
-        .bind(&t.name)
-        .bind(serde_json::to_string(&t.steps)?)
-        .bind(&t.workflow_type)
-        .bind(t.estimated_minutes)
-        .bind(millis(t.updated_at))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+             estimated_minutes = ?5, updated_at = ?6 WHERE id = ?1 AND {TEMPLATE_UNCHANGED}"
+        );
+        let query = sqlx::query(&sql)
+            .bind(t.id.to_string())
+            .bind(&t.name)
+            .bind(serde_json::to_string(&t.steps)?)
+            .bind(&t.workflow_type)
+            .bind(t.estimated_minutes)
+            .bind(millis(t.updated_at));
+        let updated = bind_template_expected(query, expected)?
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         if updated == 0 {
-            return Err(StoreError::NotFound("template"));
+            return Err(StoreError::missing_or_changed("template", expected));
         }
         Ok(())
     }
 
-    async fn delete_template(&self, id: Uuid) -> StoreResult<()> {
-        let deleted = sqlx::query("DELETE FROM workflow_templates WHERE id = ?1")
+    async fn delete_template(
+        &self,
+        id: Uuid,
+        expected: Option<&WorkflowTemplate>,
+    ) -> StoreResult<()> {
+        // ?2..?6 are unused: the condition's numbering is shared with the update.
+        let sql = format!("DELETE FROM workflow_templates WHERE id = ?1 AND {TEMPLATE_UNCHANGED}");
+        let query = sqlx::query(&sql)
             .bind(id.to_string())
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(None::<String>);
+        let deleted = bind_template_expected(query, expected)?
             .execute(&self.pool)
             .await
             .map_err(|e| StoreError::foreign_key(e, template_in_use()))?
             .rows_affected();
         if deleted == 0 {
-            return Err(StoreError::NotFound("template"));
+            return Err(StoreError::missing_or_changed("template", expected));
         }
         Ok(())
     }
@@ -889,6 +981,62 @@ impl Store for SqliteStore {
         &self,
     ) -> StoreResult<Option<tokio::sync::mpsc::Receiver<crate::Notice>>> {
         Ok(None)
+    }
+
+    async fn record_invalidations(&self, messages: &[String]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let now = millis(Utc::now());
+        for message in messages {
+            // As the triggers do (migration 0006): one row per message, moved to the end.
+            sqlx::query(
+                "INSERT INTO cache_invalidations (message, created_at) VALUES (?1, ?2) \
+                 ON CONFLICT (message) DO UPDATE SET \
+                 seq = (SELECT max(seq) + 1 FROM cache_invalidations), created_at = excluded.created_at",
+            )
+            .bind(message)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn save_warm_keys(
+        &self,
+        cache: &str,
+        keys: &[(String, u64)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM cache_warm_keys WHERE cache = ?1")
+            .bind(cache)
+            .execute(&mut *tx)
+            .await?;
+        for (rank, (key, reads)) in keys.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO cache_warm_keys (cache, rank, key, reads, saved_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .bind(cache)
+            .bind(i64::try_from(rank).unwrap_or(i64::MAX))
+            .bind(key)
+            .bind(i64::try_from(*reads).unwrap_or(i64::MAX))
+            .bind(millis(at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn warm_keys(&self, cache: &str) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT key FROM cache_warm_keys WHERE cache = ?1 ORDER BY rank")
+                .bind(cache)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn insert_patterns(&self, patterns: &[Pattern]) -> StoreResult<()> {

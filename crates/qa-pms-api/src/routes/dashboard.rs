@@ -4,13 +4,14 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
+use qa_pms_core::cache::{CacheMode, Lookup};
 use qa_pms_core::{DashboardMetrics, Period};
 use qa_pms_storage::StoreError;
 use serde::Deserialize;
 
 use crate::cached::Cached;
 use crate::error::ApiError;
-use crate::extract::Query;
+use crate::extract::{Query, RequestCache};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -25,19 +26,31 @@ struct KpiParams {
 
 async fn kpi(
     State(state): State<AppState>,
+    RequestCache(mode): RequestCache,
     params: Result<Query<KpiParams>, ApiError>,
 ) -> Cached<DashboardMetrics> {
     let lookup = async {
         let Query(params) = params?;
         let period: Period = params.period.as_deref().unwrap_or("7d").parse()?;
-        let store = &state.store;
-        let key = period.kpi_cache_key();
-        let lookup = state.cache.metrics.get_or_load(&key, || async move {
-            let now = Utc::now();
-            let totals = store.kpi_totals(period.since(now)).await?;
-            Ok::<_, StoreError>(DashboardMetrics::from_totals(period, totals, now))
-        });
-        Ok(lookup.await?)
+        Ok(read(&state, period, mode).await?)
     };
     Cached(lookup.await)
+}
+
+/// One period's KPIs through the metrics cache: what `GET` answers and what a warm-up loads.
+pub async fn read(
+    state: &AppState,
+    period: Period,
+    mode: CacheMode,
+) -> Result<Lookup<DashboardMetrics>, StoreError> {
+    let store = &state.store;
+    let load = || async move {
+        let now = Utc::now();
+        let totals = store.kpi_totals(period.since(now)).await?;
+        Ok::<_, StoreError>(DashboardMetrics::from_totals(period, totals, now))
+    };
+    let cache = &state.cache.metrics;
+    cache
+        .get_or_load_with(&period.kpi_cache_key(), mode, load)
+        .await
 }

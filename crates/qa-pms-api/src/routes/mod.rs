@@ -1,11 +1,12 @@
 //! Every endpoint, one module per resource. Each module's `router()` lists its routes; they are
 //! merged here.
 
+pub(crate) mod admin;
 mod catalog;
-mod dashboard;
+pub(crate) mod dashboard;
 mod health;
-mod search;
-mod templates;
+pub(crate) mod search;
+pub(crate) mod templates;
 pub(crate) mod tickets;
 mod webhooks;
 mod workflows;

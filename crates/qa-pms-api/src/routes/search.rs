@@ -4,12 +4,14 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
+use qa_pms_core::cache::{CacheMode, Lookup};
 use qa_pms_core::{SearchQuery, SearchResult, Source};
+use qa_pms_storage::StoreError;
 use serde::Deserialize;
 
 use crate::cached::Cached;
 use crate::error::ApiError;
-use crate::extract::Query;
+use crate::extract::{Query, RequestCache};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -26,6 +28,7 @@ struct SearchParams {
 
 async fn search(
     State(state): State<AppState>,
+    RequestCache(mode): RequestCache,
     params: Result<Query<SearchParams>, ApiError>,
 ) -> Cached<Vec<SearchResult>> {
     let lookup = async {
@@ -36,13 +39,20 @@ async fn search(
             .map(str::parse::<Source>)
             .transpose()?;
         let query = SearchQuery::new(&params.query, source, params.limit)?;
-        let store = &state.store;
-        let key = query.cache_key();
-        let lookup = state
-            .cache
-            .search
-            .get_or_load(&key, || store.search(&query));
-        Ok(lookup.await?)
+        Ok(read(&state, &query, mode).await?)
     };
     Cached(lookup.await)
+}
+
+/// One search through the search cache: what `GET` answers and what a warm-up loads.
+pub async fn read(
+    state: &AppState,
+    query: &SearchQuery,
+    mode: CacheMode,
+) -> Result<Lookup<Vec<SearchResult>>, StoreError> {
+    let store = &state.store;
+    let cache = &state.cache.search;
+    cache
+        .get_or_load_with(&query.cache_key(), mode, || store.search(query))
+        .await
 }

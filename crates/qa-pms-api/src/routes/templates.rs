@@ -8,12 +8,14 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
+use qa_pms_core::cache::{CacheMode, Lookup};
 use qa_pms_core::{TemplateDraft, WorkflowTemplate};
+use qa_pms_storage::StoreError;
 use uuid::Uuid;
 
 use crate::cached::Cached;
 use crate::error::ApiError;
-use crate::extract::{Json, Path};
+use crate::extract::{IfMatch, Json, Path, RequestCache};
 use crate::invalidation::Invalidation;
 use crate::state::AppState;
 
@@ -28,18 +30,27 @@ pub fn router() -> Router<AppState> {
 
 async fn fetch(
     State(state): State<AppState>,
+    RequestCache(mode): RequestCache,
     id: Result<Path<Uuid>, ApiError>,
 ) -> Cached<WorkflowTemplate> {
     let lookup = async {
         let Path(id) = id?;
-        let store = &state.store;
-        let lookup = state
-            .cache
-            .templates
-            .get_or_load(&id, || store.template(id));
-        Ok(lookup.await?)
+        Ok(read(&state, id, mode).await?)
     };
     Cached(lookup.await)
+}
+
+/// One template through the templates cache: what `GET` answers and what a warm-up loads.
+pub async fn read(
+    state: &AppState,
+    id: Uuid,
+    mode: CacheMode,
+) -> Result<Lookup<WorkflowTemplate>, StoreError> {
+    let store = &state.store;
+    let cache = &state.cache.templates;
+    cache
+        .get_or_load_with(&id, mode, || store.template(id))
+        .await
 }
 
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkflowTemplate>>, ApiError> {
@@ -69,14 +80,25 @@ async fn create(
 
 async fn update(
     State(state): State<AppState>,
+    if_match: IfMatch,
     Path(id): Path<Uuid>,
     Json(draft): Json<TemplateDraft>,
 ) -> Result<Json<WorkflowTemplate>, ApiError> {
     draft.check_id(Some(id))?;
-    let template = draft.validate()?.into_template(id, Utc::now());
+    let draft = draft.validate()?;
     let template = state
         .write(|state| async move {
-            let written = state.store.update_template(&template).await;
+            let expected = if_match.check(state.store.template(id)).await?;
+            // After the version it replaces, so that a second writer holding its ETag fails.
+            let now = match &expected {
+                Some(t) => Utc::now().max(t.updated_at + chrono::Duration::milliseconds(1)),
+                None => Utc::now(),
+            };
+            let template = draft.into_template(id, now);
+            let written = state
+                .store
+                .update_template(&template, expected.as_ref())
+                .await;
             state
                 .invalidate_after(&written, Invalidation::Template(id))
                 .await;
@@ -89,11 +111,13 @@ async fn update(
 
 async fn remove(
     State(state): State<AppState>,
+    if_match: IfMatch,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     state
         .write(|state| async move {
-            let written = state.store.delete_template(id).await;
+            let expected = if_match.check(state.store.template(id)).await?;
+            let written = state.store.delete_template(id, expected.as_ref()).await;
             state
                 .invalidate_after(&written, Invalidation::Template(id))
                 .await;

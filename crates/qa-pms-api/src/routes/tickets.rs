@@ -6,14 +6,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use qa_pms_core::cache::{CacheMode, Lookup};
 use qa_pms_core::{JiraTicket, TicketKey, TicketPatch, TicketUpsert, ValidationError};
 use qa_pms_storage::TicketFilter;
 use serde::{Deserialize, Serialize};
 
 use crate::cached::Cached;
 use crate::error::ApiError;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{IfMatch, Json, Path, Query, RequestCache};
 use crate::invalidation::Invalidation;
 use crate::state::AppState;
 use crate::tickets::{TicketError, TicketSource};
@@ -26,11 +27,12 @@ pub fn router() -> Router<AppState> {
 
 async fn fetch(
     State(state): State<AppState>,
+    RequestCache(mode): RequestCache,
     key: Result<Path<TicketKey>, ApiError>,
 ) -> Cached<JiraTicket> {
     let lookup = async {
         let Path(key) = key?;
-        Ok(read(&state, &key).await?)
+        Ok(read(&state, &key, mode).await?)
     };
     Cached(lookup.await)
 }
@@ -40,31 +42,61 @@ async fn fetch(
 pub async fn read(
     state: &AppState,
     key: &TicketKey,
-) -> Result<qa_pms_core::cache::Lookup<JiraTicket>, TicketError> {
+    mode: CacheMode,
+) -> Result<Lookup<JiraTicket>, TicketError> {
     let (source, store, owned_key) = (state.tickets.clone(), state.store.clone(), key.clone());
     let load = move || {
         let (source, store, key) = (source.clone(), store.clone(), owned_key.clone());
         async move { source.fetch(&store, &key).await }
     };
-    state.cache.tickets.get_or_fetch(key, load).await
+    state.cache.tickets.get_or_fetch_with(key, mode, load).await
 }
 
 async fn patch(
     State(state): State<AppState>,
+    if_match: IfMatch,
     Path(key): Path<String>,
     Json(patch): Json<TicketPatch>,
 ) -> Result<Json<JiraTicket>, ApiError> {
     let key = TicketKey::parse(&key)?;
     let patch = patch.validate()?;
-    let ticket = state
+    patch_ticket(state, key, patch, if_match).await.map(Json)
+}
+
+async fn patch_ticket(
+    state: AppState,
+    key: TicketKey,
+    patch: TicketPatch,
+    if_match: IfMatch,
+) -> Result<JiraTicket, ApiError> {
+    state
         .write(|state| async move {
             let written = match &state.tickets {
-                TicketSource::Database => state
-                    .store
-                    .patch_ticket(&key, &patch, Utc::now())
-                    .await
-                    .map_err(TicketError::from),
-                TicketSource::Jira(jira) => jira.patch(state.store.as_ref(), &key, &patch).await,
+                TicketSource::Database => {
+                    let expected = if_match.check(state.store.ticket(&key)).await?;
+                    state
+                        .store
+                        .patch_ticket(
+                            &key,
+                            &patch,
+                            write_time(expected.as_ref()),
+                            expected.as_ref(),
+                        )
+                        .await
+                        .map_err(TicketError::from)
+                }
+                TicketSource::Jira(jira) => {
+                    // Jira has no conditional update: the check reads Jira's current issue just
+                    // before the write, which a change made in Jira meanwhile can still pass.
+                    let current = async {
+                        jira.client
+                            .issue(key.as_str())
+                            .await
+                            .map_err(TicketError::from)
+                    };
+                    if_match.check(current).await?;
+                    jira.patch(state.store.as_ref(), &key, &patch).await
+                }
             };
             // Even a failed write may have committed: drop the entry either way.
             state
@@ -72,12 +104,22 @@ async fn patch(
                 .await;
             Ok(written?)
         })
-        .await?;
-    Ok(Json(ticket))
+        .await
+}
+
+/// When a write happens: now, and after the version a conditional write replaces, so that the
+/// version it writes never equals that one (a second writer holding the same ETag then fails).
+fn write_time(expected: Option<&JiraTicket>) -> DateTime<Utc> {
+    let now = Utc::now();
+    match expected {
+        Some(t) => now.max(t.updated_at + chrono::Duration::milliseconds(1)),
+        None => now,
+    }
 }
 
 async fn put(
     State(state): State<AppState>,
+    if_match: IfMatch,
     Path(key): Path<String>,
     Json(body): Json<TicketUpsert>,
 ) -> Result<(StatusCode, Json<JiraTicket>), ApiError> {
@@ -86,13 +128,18 @@ async fn put(
     let body = body.validate()?;
     if let TicketSource::Jira(_) = state.tickets {
         // Jira owns its tickets: a PUT replaces every field of an existing one there.
-        return patch(State(state), Path(key.to_string()), Json(body.into_patch()))
+        return patch_ticket(state, key, body.into_patch(), if_match)
             .await
-            .map(|ticket| (StatusCode::OK, ticket));
+            .map(|ticket| (StatusCode::OK, Json(ticket)));
     }
     let (ticket, created) = state
         .write(|state| async move {
-            let written = state.store.put_ticket(&key, &body, Utc::now()).await;
+            let expected = if_match.check(state.store.ticket(&key)).await?;
+            let now = write_time(expected.as_ref());
+            let written = state
+                .store
+                .put_ticket(&key, &body, now, expected.as_ref())
+                .await;
             state
                 .invalidate_after(&written, Invalidation::Ticket(key))
                 .await;

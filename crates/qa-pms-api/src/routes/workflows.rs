@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
+use qa_pms_core::cache::CacheMode;
 use qa_pms_core::workflow::TransitionError;
 use qa_pms_core::{Pattern, TicketKey, Workflow, WorkflowAction};
 use serde::Deserialize;
@@ -43,7 +44,7 @@ async fn start(
 ) -> Result<(StatusCode, Json<Workflow>), ApiError> {
     let key = TicketKey::parse(&request.ticket_key)?;
     let template = state.store.template(request.template_id).await?;
-    super::tickets::read(&state, &key).await?;
+    super::tickets::read(&state, &key, CacheMode::Normal).await?;
     let workflow = Workflow::start(&template, key.to_string(), Utc::now(), Uuid::new_v4());
     let workflow = state
         .write(|state| async move {

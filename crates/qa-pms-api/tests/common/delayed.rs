@@ -79,8 +79,9 @@ impl Store for DelayedTicketReads {
         key: &TicketKey,
         patch: &TicketPatch,
         now: DateTime<Utc>,
+        expected: Option<&JiraTicket>,
     ) -> StoreResult<JiraTicket> {
-        let written = self.inner.patch_ticket(key, patch, now).await;
+        let written = self.inner.patch_ticket(key, patch, now, expected).await;
         tokio::time::sleep(self.after_write).await;
         assert!(
             !(self.die_after_write && written.is_ok()),
@@ -93,8 +94,9 @@ impl Store for DelayedTicketReads {
         key: &TicketKey,
         ticket: &TicketUpsert,
         now: DateTime<Utc>,
+        expected: Option<&JiraTicket>,
     ) -> StoreResult<(JiraTicket, bool)> {
-        self.inner.put_ticket(key, ticket, now).await
+        self.inner.put_ticket(key, ticket, now, expected).await
     }
     async fn mirrored_ticket(&self, key: &TicketKey) -> StoreResult<Option<MirroredTicket>> {
         let mirrored = self.inner.mirrored_ticket(key).await;
@@ -183,11 +185,19 @@ impl Store for DelayedTicketReads {
     async fn insert_template(&self, template: &WorkflowTemplate) -> StoreResult<()> {
         self.inner.insert_template(template).await
     }
-    async fn update_template(&self, template: &WorkflowTemplate) -> StoreResult<()> {
-        self.inner.update_template(template).await
+    async fn update_template(
+        &self,
+        template: &WorkflowTemplate,
+        expected: Option<&WorkflowTemplate>,
+    ) -> StoreResult<()> {
+        self.inner.update_template(template, expected).await
     }
-    async fn delete_template(&self, id: Uuid) -> StoreResult<()> {
-        self.inner.delete_template(id).await
+    async fn delete_template(
+        &self,
+        id: Uuid,
+        expected: Option<&WorkflowTemplate>,
+    ) -> StoreResult<()> {
+        self.inner.delete_template(id, expected).await
     }
     async fn insert_workflow(&self, workflow: &Workflow) -> StoreResult<()> {
         self.inner.insert_workflow(workflow).await
@@ -230,5 +240,19 @@ impl Store for DelayedTicketReads {
         &self,
     ) -> StoreResult<Option<tokio::sync::mpsc::Receiver<qa_pms_storage::Notice>>> {
         self.inner.subscribe_invalidations().await
+    }
+    async fn record_invalidations(&self, messages: &[String]) -> StoreResult<()> {
+        self.inner.record_invalidations(messages).await
+    }
+    async fn save_warm_keys(
+        &self,
+        cache: &str,
+        keys: &[(String, u64)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.inner.save_warm_keys(cache, keys, at).await
+    }
+    async fn warm_keys(&self, cache: &str) -> StoreResult<Vec<String>> {
+        self.inner.warm_keys(cache).await
     }
 }

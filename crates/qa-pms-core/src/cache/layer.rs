@@ -19,7 +19,8 @@
 use std::any::Any;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,10 @@ use super::{CacheKind, CacheSettings};
 /// Generation counters per cache. More stripes, fewer needless reloads when unrelated keys share
 /// one; 4096 x 8 bytes is 32 KiB per cache.
 pub const STRIPES: usize = 4096;
+
+/// What an entry costs beyond its JSON and tag, counted in its size: the entry itself, its key
+/// (at most a few hundred bytes), and moka's bookkeeping, rounded up.
+pub const ENTRY_OVERHEAD: usize = 512;
 
 /// How often a read retries when every load it sees was started before a newer write. After that
 /// it answers from a load of its own and does not store it.
@@ -120,10 +125,10 @@ pub fn etag_of(bytes: &[u8]) -> String {
     tag
 }
 
-/// A cached value and its JSON, serialized once when it was loaded.
+/// A cached value, kept as its JSON only (serialized once when it was loaded): what every read
+/// answers, and one representation per entry, so the cache's bytes are what it holds.
 #[derive(Debug)]
 pub struct Cached<V> {
-    value: V,
     json: Bytes,
     /// A strong validator of `json`, quoted (`"…"`), the same on every replica.
     etag: String,
@@ -136,6 +141,9 @@ pub struct Cached<V> {
     fallback: Option<Fallback>,
     /// Set once a refresh ahead of expiry was started for this entry.
     refreshing: AtomicBool,
+    /// Hits on this entry: which keys are the most read ([`CacheLayer::hottest`]).
+    reads: AtomicU64,
+    value: PhantomData<fn() -> V>,
 }
 
 impl<V: Serialize> Cached<V> {
@@ -148,7 +156,6 @@ impl<V: Serialize> Cached<V> {
             None => ttl.saturating_sub(fetched.age),
         };
         Ok(Self {
-            value: fetched.value,
             json,
             etag,
             generation,
@@ -157,13 +164,24 @@ impl<V: Serialize> Cached<V> {
             lifetime,
             fallback: fetched.fallback,
             refreshing: AtomicBool::new(false),
+            reads: AtomicU64::new(0),
+            value: PhantomData,
         })
     }
 }
 
 impl<V> Cached<V> {
-    pub fn value(&self) -> &V {
-        &self.value
+    /// The value, read back from its JSON (the cache keeps no typed copy).
+    pub fn decode(&self) -> serde_json::Result<V>
+    where
+        V: serde::de::DeserializeOwned,
+    {
+        serde_json::from_slice(&self.json)
+    }
+
+    /// What the entry costs in memory: its JSON and tag, plus [`ENTRY_OVERHEAD`].
+    pub fn bytes(&self) -> u64 {
+        (self.json.len() + self.etag.len() + ENTRY_OVERHEAD) as u64
     }
 
     /// The JSON of the value: the same bytes on every hit as on the miss that stored them.
@@ -248,6 +266,19 @@ fn fallback_status(fallback: Fallback, age: Duration) -> LookupStatus {
     }
 }
 
+/// What the client asked of the cache (RFC 9111 request directives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheMode {
+    /// Answer from the cache where it can.
+    #[default]
+    Normal,
+    /// `Cache-Control: no-cache` (or `max-age=0`): load from the source whatever the cache
+    /// holds, store the result and answer it.
+    Reload,
+    /// `Cache-Control: no-store`: load from the source, answer it, store nothing.
+    NoStore,
+}
+
 /// How a lookup was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LookupStatus {
@@ -262,6 +293,9 @@ pub enum LookupStatus {
     /// Another fetch of the key was under way; answered with the last known value, `age` old,
     /// which no acknowledged write has replaced (stale-while-revalidate).
     Updating { age: Duration },
+    /// The client's `Cache-Control` sent the request to the source (RFC 9211 `fwd=request`);
+    /// `stored` if the value replaced the cached one.
+    Forwarded { stored: bool },
     /// The cache is turned off (capacity 0).
     Bypass,
 }
@@ -292,6 +326,21 @@ pub trait LoadError: Clone + Send + Sync + 'static + From<serde_json::Error> {
     }
 }
 
+/// moka's weigher: an entry's bytes, and at least the budget's share of one entry, so that the one
+/// bound moka keeps (the total weight) holds both the byte budget and the entry capacity.
+fn weight(bytes: u64, floor: u64) -> u32 {
+    u32::try_from(bytes.max(floor)).unwrap_or(u32::MAX)
+}
+
+/// The weight every entry has at least, and the total weight: with a byte budget, its share per
+/// entry of capacity and the budget; without one, 1 per entry and the capacity.
+fn weight_bounds(settings: &CacheSettings) -> (u64, u64) {
+    match settings.max_bytes {
+        Some(budget) if budget > 0 => (budget.div_ceil(settings.capacity.max(1)), budget),
+        _ => (1, settings.capacity),
+    }
+}
+
 /// Everything a cache shares with its background refreshes.
 struct Inner<K, V> {
     kind: CacheKind,
@@ -302,6 +351,8 @@ struct Inner<K, V> {
     generations: Box<[AtomicU64]>,
     hasher: std::hash::RandomState,
     counters: Arc<Counters>,
+    /// The most-read keys when the cache was last emptied, with their reads.
+    hot_before_purge: std::sync::Mutex<Vec<(K, u64)>>,
 }
 
 pub struct CacheLayer<K, V> {
@@ -315,11 +366,17 @@ where
 {
     pub fn new(kind: CacheKind, settings: CacheSettings) -> Self {
         let counters = Arc::new(Counters::default());
+        let (floor, max_weight) = weight_bounds(&settings);
         let cache = (settings.capacity > 0).then(|| {
             let listener_counters = Arc::clone(&counters);
             let mut builder = Cache::builder()
                 .name(kind.as_str())
-                .max_capacity(settings.capacity)
+                .max_capacity(max_weight)
+                .weigher(move |_key, slot: &Slot<V>| match slot {
+                    _ if floor <= 1 => 1,
+                    Slot::Value(cached) => weight(cached.bytes(), floor),
+                    Slot::Absent(_) => weight(ENTRY_OVERHEAD as u64, floor),
+                })
                 .time_to_live(settings.ttl)
                 .expire_after(Lifetimes {
                     negative_ttl: settings.negative_ttl.unwrap_or(Duration::ZERO),
@@ -336,7 +393,14 @@ where
         });
         let grace = (settings.capacity > 0 && !settings.grace.is_zero()).then(|| {
             Cache::builder()
-                .max_capacity(settings.capacity)
+                .max_capacity(max_weight)
+                .weigher(move |_key, cached: &Arc<Cached<V>>| {
+                    if floor > 1 {
+                        weight(cached.bytes(), floor)
+                    } else {
+                        1
+                    }
+                })
                 .time_to_live(settings.ttl + settings.grace)
                 .build()
         });
@@ -349,6 +413,7 @@ where
                 generations: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
                 hasher: std::hash::RandomState::new(),
                 counters,
+                hot_before_purge: std::sync::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -375,8 +440,23 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
+        self.get_or_load_with(key, CacheMode::Normal, load).await
+    }
+
+    /// [`Self::get_or_load`] as the client's `Cache-Control` asks.
+    pub async fn get_or_load_with<E, F, Fut>(
+        &self,
+        key: &K,
+        mode: CacheMode,
+        load: F,
+    ) -> Result<Lookup<V>, E>
+    where
+        E: LoadError,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
         let fetch = || async { load().await.map(Fetched::fresh) };
-        let result = self.inner.lookup(key, &fetch).await;
+        let result = self.inner.lookup_with(key, mode, &fetch).await;
         self.inner.count(&result);
         result
     }
@@ -391,7 +471,22 @@ where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Fetched<V>, E>> + Send + 'static,
     {
-        let result = self.inner.lookup(key, &fetch).await;
+        self.get_or_fetch_with(key, CacheMode::Normal, fetch).await
+    }
+
+    /// [`Self::get_or_fetch`] as the client's `Cache-Control` asks.
+    pub async fn get_or_fetch_with<E, F, Fut>(
+        &self,
+        key: &K,
+        mode: CacheMode,
+        fetch: F,
+    ) -> Result<Lookup<V>, E>
+    where
+        E: LoadError,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Fetched<V>, E>> + Send + 'static,
+    {
+        let result = self.inner.lookup_with(key, mode, &fetch).await;
         self.inner.count(&result);
         if let Ok(Lookup { entry, status }) = &result {
             if status.is_hit() && self.inner.refresh_due(entry) {
@@ -419,6 +514,10 @@ where
     /// search).
     pub fn invalidate_all(&self) {
         let inner = &self.inner;
+        let hot = self.hottest(usize::try_from(inner.settings.capacity).unwrap_or(usize::MAX));
+        if let Ok(mut before) = inner.hot_before_purge.lock() {
+            *before = hot;
+        }
         for generation in inner.generations.iter() {
             generation.fetch_add(1, SeqCst);
         }
@@ -443,7 +542,56 @@ where
 
     pub fn stats(&self) -> CacheStats {
         let entries = self.inner.cache.as_ref().map_or(0, Cache::entry_count);
-        self.inner.counters.snapshot(entries)
+        let mut stats = self.inner.counters.snapshot(entries);
+        stats.bytes = self.bytes();
+        stats
+    }
+
+    /// What the entries held now cost in memory ([`Cached::bytes`]), the byte budget's measure;
+    /// counted by walking them (at most the capacity).
+    pub fn bytes(&self) -> u64 {
+        let Some(cache) = &self.inner.cache else {
+            return 0;
+        };
+        cache
+            .iter()
+            .map(|(_, slot)| match slot {
+                Slot::Value(cached) => cached.bytes(),
+                Slot::Absent(_) => ENTRY_OVERHEAD as u64,
+            })
+            .sum()
+    }
+
+    /// Up to `n` keys, most read first, with their reads: the entries held now, then (if fewer
+    /// than `n`) those most read before the cache was last emptied. What a warm-up loads.
+    pub fn hottest(&self, n: usize) -> Vec<(K, u64)> {
+        let Some(cache) = &self.inner.cache else {
+            return Vec::new();
+        };
+        let mut hot: Vec<(K, u64)> = cache
+            .iter()
+            .filter_map(|(key, slot)| match slot {
+                Slot::Value(cached) if cached.fallback.is_none() => {
+                    Some(((*key).clone(), cached.reads.load(Relaxed)))
+                }
+                _ => None,
+            })
+            .collect();
+        hot.sort_by(|a, b| b.1.cmp(&a.1));
+        hot.truncate(n);
+        if hot.len() < n {
+            if let Ok(before) = self.inner.hot_before_purge.lock() {
+                for (key, reads) in before.iter() {
+                    if hot.len() >= n {
+                        break;
+                    }
+                    if !hot.iter().any(|(k, _)| k == key) {
+                        hot.push((key.clone(), *reads));
+                    }
+                }
+            }
+        }
+        hot
     }
 }
 
@@ -465,6 +613,67 @@ where
             }
             _ => Counters::inc(&counters.misses),
         }
+    }
+
+    async fn lookup_with<E, F, Fut>(
+        &self,
+        key: &K,
+        mode: CacheMode,
+        fetch: &F,
+    ) -> Result<Lookup<V>, E>
+    where
+        E: LoadError,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Fetched<V>, E>>,
+    {
+        match mode {
+            CacheMode::Normal => self.lookup(key, fetch).await,
+            CacheMode::NoStore => {
+                let status = LookupStatus::Forwarded { stored: false };
+                self.load_uncached(fetch, status).await
+            }
+            CacheMode::Reload => self.reload(key, fetch).await,
+        }
+    }
+
+    /// `no-cache`: a load of the request's own, stored (in place of what the cache held) if no
+    /// write came while it ran, under the same generation rule as every other load.
+    async fn reload<E, F, Fut>(&self, key: &K, fetch: &F) -> Result<Lookup<V>, E>
+    where
+        E: LoadError,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Fetched<V>, E>>,
+    {
+        let Some(cache) = &self.cache else {
+            return self.load_uncached(fetch, LookupStatus::Bypass).await;
+        };
+        let stripe = &self.generations[self.stripe(key)];
+        let generation = stripe.load(SeqCst);
+        let fetched = self.timed(fetch).await?;
+        let entry = Arc::new(Cached::new(fetched, generation, self.settings.ttl)?);
+        if let Some(fallback) = entry.fallback {
+            let status = fallback_status(fallback, entry.age());
+            return Ok(Lookup { entry, status });
+        }
+        let mut stored = false;
+        if stripe.load(SeqCst) == generation {
+            if let Some(grace) = &self.grace {
+                grace.insert(key.clone(), Arc::clone(&entry)).await;
+            }
+            cache
+                .insert(key.clone(), Slot::Value(Arc::clone(&entry)))
+                .await;
+            // A write that bumped the stripe during the insert makes the entry unservable; it is
+            // dropped here rather than left for the next lookup.
+            stored = stripe.load(SeqCst) == generation;
+            if !stored {
+                cache.invalidate(key).await;
+            }
+        }
+        Ok(Lookup {
+            entry,
+            status: LookupStatus::Forwarded { stored },
+        })
     }
 
     /// One moka lookup per request: moka's frequency sketch counts every lookup, and a `get`
@@ -550,6 +759,7 @@ where
             let status = if let Some(fallback) = entry.fallback {
                 fallback_status(fallback, entry.age())
             } else if !loaded_here && stored && entry.stored_at < request_start {
+                entry.reads.fetch_add(1, Relaxed);
                 LookupStatus::Hit {
                     ttl_left: entry.ttl_left(),
                     age: entry.age(),

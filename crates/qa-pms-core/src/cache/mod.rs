@@ -9,8 +9,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub use layer::{
-    CacheLayer, Cached, Fallback, Fetched, LoadError, Lookup, LookupStatus, FALLBACK_RETRY,
-    REFRESH_AT, STRIPES, UPDATING_RETRY,
+    etag_of, CacheLayer, CacheMode, Cached, Fallback, Fetched, LoadError, Lookup, LookupStatus,
+    ENTRY_OVERHEAD, FALLBACK_RETRY, REFRESH_AT, STRIPES, UPDATING_RETRY,
 };
 pub use stats::{CacheStats, LOAD_BUCKETS};
 
@@ -20,7 +20,8 @@ use crate::template::WorkflowTemplate;
 use crate::ticket::{JiraTicket, TicketKey};
 
 /// The four caches; `as_str` is the `cache_type` label on `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CacheKind {
     Tickets,
     Search,
@@ -46,6 +47,22 @@ impl CacheKind {
     }
 }
 
+impl std::str::FromStr for CacheKind {
+    type Err = crate::ValidationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CacheKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| {
+                crate::ValidationError::new(
+                    "cache",
+                    format!("`{s}` is not one of tickets, search, metrics, templates"),
+                )
+            })
+    }
+}
+
 impl fmt::Display for CacheKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -65,6 +82,9 @@ pub struct CacheSettings {
     pub capacity: u64,
     pub grace: Duration,
     pub negative_ttl: Option<Duration>,
+    /// The byte budget: what the entries may cost in memory together ([`Cached::bytes`]), beside
+    /// the entry capacity; the grace store has the same budget. `None`: entries alone bound it.
+    pub max_bytes: Option<u64>,
 }
 
 impl CacheSettings {
@@ -78,7 +98,13 @@ impl CacheSettings {
             capacity,
             grace: DEFAULT_GRACE,
             negative_ttl: None,
+            max_bytes: None,
         }
+    }
+
+    pub const fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = Some(max_bytes);
+        self
     }
 
     pub const fn with_ttl(mut self, ttl: Duration) -> Self {
@@ -92,7 +118,11 @@ impl CacheSettings {
     }
 }
 
-/// Settings for all four caches. `Default` is the story's table.
+const MIB: u64 = 1024 * 1024;
+
+/// Settings for all four caches. `Default` is the story's table, with a byte budget per cache
+/// that the largest values the API allows would exceed (typical ones fill the entry capacity
+/// long before).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheConfig {
     pub tickets: CacheSettings,
@@ -105,10 +135,11 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             tickets: CacheSettings::new(300, Some(60), 1_000)
-                .with_negative_ttl(Duration::from_secs(30)),
-            search: CacheSettings::new(120, None, 500),
-            metrics: CacheSettings::new(30, None, 50),
-            templates: CacheSettings::new(600, None, 100),
+                .with_negative_ttl(Duration::from_secs(30))
+                .with_max_bytes(32 * MIB),
+            search: CacheSettings::new(120, None, 500).with_max_bytes(64 * MIB),
+            metrics: CacheSettings::new(30, None, 50).with_max_bytes(MIB),
+            templates: CacheSettings::new(600, None, 100).with_max_bytes(8 * MIB),
         }
     }
 }
@@ -175,6 +206,49 @@ impl AppCache {
         self.search.run_pending_tasks().await;
         self.metrics.run_pending_tasks().await;
         self.templates.run_pending_tasks().await;
+    }
+
+    /// Drops the entry of `kind` whose key reads `key` (as [`Self::hottest`] writes keys), or
+    /// every entry of `kind`; `false` if `key` is no key of that cache.
+    pub async fn purge(&self, kind: CacheKind, key: Option<&str>) -> bool {
+        let Some(key) = key else {
+            match kind {
+                CacheKind::Tickets => self.tickets.invalidate_all(),
+                CacheKind::Search => self.search.invalidate_all(),
+                CacheKind::Metrics => self.metrics.invalidate_all(),
+                CacheKind::Templates => self.templates.invalidate_all(),
+            }
+            return true;
+        };
+        match kind {
+            CacheKind::Tickets => match TicketKey::parse(key) {
+                Ok(key) => self.tickets.invalidate(&key).await,
+                Err(_) => return false,
+            },
+            CacheKind::Templates => match Uuid::parse_str(key) {
+                Ok(id) => self.templates.invalidate(&id).await,
+                Err(_) => return false,
+            },
+            CacheKind::Search => self.search.invalidate(&key.to_owned()).await,
+            CacheKind::Metrics => self.metrics.invalidate(&key.to_owned()).await,
+        }
+        true
+    }
+
+    /// Up to `n` keys of `kind`, most read first, as text, with their reads
+    /// ([`CacheLayer::hottest`]).
+    pub fn hottest(&self, kind: CacheKind, n: usize) -> Vec<(String, u64)> {
+        fn text<K: ToString>(keys: Vec<(K, u64)>) -> Vec<(String, u64)> {
+            keys.into_iter()
+                .map(|(k, reads)| (k.to_string(), reads))
+                .collect()
+        }
+        match kind {
+            CacheKind::Tickets => text(self.tickets.hottest(n)),
+            CacheKind::Search => self.search.hottest(n),
+            CacheKind::Metrics => self.metrics.hottest(n),
+            CacheKind::Templates => text(self.templates.hottest(n)),
+        }
     }
 
     pub fn settings(&self, kind: CacheKind) -> CacheSettings {

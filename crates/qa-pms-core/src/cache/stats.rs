@@ -53,6 +53,7 @@ impl Counters {
         });
         CacheStats {
             entries,
+            bytes: 0,
             hits: self.hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
             loads: self.loads.load(Relaxed),
@@ -73,6 +74,9 @@ impl Counters {
 pub struct CacheStats {
     /// Entries held now; exact after `AppCache::run_pending_tasks`.
     pub entries: u64,
+    /// What those entries cost in memory (JSON, tag and a fixed overhead each): the byte budget's
+    /// measure.
+    pub bytes: u64,
     /// Requests answered from an entry already cached.
     pub hits: u64,
     /// Requests that were not (including those that waited on another request's load).
