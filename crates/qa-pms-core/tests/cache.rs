@@ -288,3 +288,115 @@ async fn a_hit_serves_the_json_serialized_at_load() {
     assert_eq!(miss.entry.json().as_ref(), b"5");
     assert_eq!(hit.entry.json(), miss.entry.json());
 }
+
+fn text_layer(capacity: u64, max_bytes: u64) -> CacheLayer<String, String> {
+    CacheLayer::new(
+        CacheKind::Search,
+        CacheSettings::new(300, None, capacity).with_max_bytes(max_bytes),
+    )
+}
+
+async fn load_text(cache: &CacheLayer<String, String>, key: &str, len: usize) {
+    cache
+        .get_or_load(&key.to_owned(), || async {
+            Ok::<_, LoadFailed>("x".repeat(len))
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_byte_budget_bounds_what_the_entries_cost() {
+    // Entries of ~10 KiB each under a 100 KiB budget: about ten fit, whatever the capacity.
+    let budget = 100 * 1024;
+    let cache = text_layer(1_000, budget);
+    for i in 0..50 {
+        load_text(&cache, &format!("k{i}"), 10 * 1024).await;
+    }
+    cache.run_pending_tasks().await;
+    let stats = cache.stats();
+    assert!(
+        stats.bytes <= budget,
+        "{} bytes over a {budget} budget",
+        stats.bytes
+    );
+    assert!(
+        (5..=10).contains(&stats.entries),
+        "{} entries",
+        stats.entries
+    );
+    assert!(stats.evicted_size >= 40, "{stats:?}");
+}
+
+#[tokio::test]
+async fn under_a_large_budget_the_entry_capacity_still_holds() {
+    let cache = text_layer(10, 64 * 1024 * 1024);
+    for i in 0..100 {
+        load_text(&cache, &format!("k{i}"), 10).await;
+    }
+    cache.run_pending_tasks().await;
+    let stats = cache.stats();
+    assert!(stats.entries <= 10, "{} entries", stats.entries);
+    assert!(stats.entries >= 5, "{} entries", stats.entries);
+}
+
+#[tokio::test]
+async fn the_most_read_keys_come_first_and_survive_a_purge() {
+    let cache = layer(Duration::from_secs(60), 100);
+    for (key, reads) in [("a", 1), ("b", 4), ("c", 2)] {
+        for _ in 0..=reads {
+            read(&cache, key, 1).await;
+        }
+    }
+    let keys = |hot: Vec<(String, u64)>| hot.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(keys(cache.hottest(2)), ["b", "c"]);
+    assert_eq!(cache.hottest(3)[0], ("b".to_owned(), 4));
+    cache.invalidate_all();
+    cache.run_pending_tasks().await;
+    read(&cache, "d", 1).await;
+    read(&cache, "d", 1).await;
+    // Cached now first, then the most read before the purge.
+    assert_eq!(keys(cache.hottest(3)), ["d", "b", "c"]);
+}
+
+#[tokio::test]
+async fn no_cache_reloads_and_stores_and_no_store_leaves_the_cache_alone() {
+    use qa_pms_core::cache::CacheMode;
+    let cache = layer(Duration::from_secs(60), 100);
+    let key = "k".to_owned();
+    let with = |mode, value: u64| {
+        let cache = &cache;
+        let key = &key;
+        async move {
+            let lookup = cache
+                .get_or_load_with(key, mode, || async move { Ok::<_, LoadFailed>(value) })
+                .await
+                .unwrap();
+            (lookup.entry.decode().unwrap(), lookup.status)
+        }
+    };
+    assert_eq!(
+        with(CacheMode::NoStore, 1).await,
+        (1, LookupStatus::Forwarded { stored: false })
+    );
+    assert!(matches!(
+        read(&cache, "k", 2).await,
+        (2, LookupStatus::Miss { .. })
+    ));
+    assert_eq!(
+        with(CacheMode::NoStore, 3).await,
+        (3, LookupStatus::Forwarded { stored: false })
+    );
+    assert!(matches!(
+        read(&cache, "k", 9).await,
+        (2, LookupStatus::Hit { .. })
+    ));
+    assert_eq!(
+        with(CacheMode::Reload, 4).await,
+        (4, LookupStatus::Forwarded { stored: true })
+    );
+    assert!(matches!(
+        read(&cache, "k", 9).await,
+        (4, LookupStatus::Hit { .. })
+    ));
+}
