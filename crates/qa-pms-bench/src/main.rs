@@ -9,6 +9,8 @@
 //!   a Jira outage and the recovery, with nginx's stale cache as a reference when it is installed.
 //! - `replicas`: three replicas on PostgreSQL across a delayed link: how soon a write is served
 //!   everywhere, stale reads without and with the consistency token, MISS vs HIT.
+//! - `restart`: the Zipf hit rate in the first seconds after a restart against the rate before it,
+//!   with the warm restart and without it.
 //!
 //! It prints numbers; it asserts nothing (a scenario that errors is reported as such).
 
@@ -20,6 +22,7 @@ mod jira_report;
 mod latency;
 mod load;
 mod replicas;
+mod restart;
 mod stats;
 mod svg;
 mod zipf;
@@ -56,6 +59,8 @@ enum Command {
     /// Three replicas on PostgreSQL across a delayed link: write-to-visible delay, stale reads
     /// with and without the consistency token, MISS vs HIT.
     Replicas(replicas::ReplicasArgs),
+    /// The Zipf hit rate just after a restart vs before it: warm restart and cold.
+    Restart(restart::RestartArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -166,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
                 Command::Load(args) => {
                     harness::run(backend, store, sizes, &args.for_smoke(db.smoke)).await
                 }
+                Command::Restart(args) => restart::run(&database.url, sizes, args, db.smoke).await,
                 Command::Jira(_) | Command::Replicas(_) => {
                     unreachable!("these scenarios seed nothing")
                 }
