@@ -46,8 +46,15 @@ async fn the_next_process_starts_with_the_most_read_keys_cached(backend: Backend
         assert_eq!(next.get(&uri).await.cache_status(), "HIT", "{uri}");
     }
     // Never read: not saved, not loaded.
-    assert_eq!(next.get("/api/v1/tickets/PROJ-3").await.cache_status(), "MISS");
+    assert_eq!(
+        next.get("/api/v1/tickets/PROJ-3").await.cache_status(),
+        "MISS"
+    );
     // The order is the read count's: most read first.
-    let saved = next.store.warm_keys(CacheKind::Tickets.as_str()).await.unwrap();
+    let saved = next
+        .store
+        .warm_keys(CacheKind::Tickets.as_str())
+        .await
+        .unwrap();
     assert_eq!(saved, ["PROJ-1", "PROJ-2"]);
 }

@@ -577,7 +577,7 @@ where
                 _ => None,
             })
             .collect();
-        hot.sort_by(|a, b| b.1.cmp(&a.1));
+        hot.sort_by_key(|(_, reads)| std::cmp::Reverse(*reads));
         hot.truncate(n);
         if hot.len() < n {
             if let Ok(before) = self.inner.hot_before_purge.lock() {
@@ -644,32 +644,17 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Fetched<V>, E>>,
     {
-        let Some(cache) = &self.cache else {
+        if self.cache.is_none() {
             return self.load_uncached(fetch, LookupStatus::Bypass).await;
-        };
-        let stripe = &self.generations[self.stripe(key)];
-        let generation = stripe.load(SeqCst);
+        }
+        let generation = self.generations[self.stripe(key)].load(SeqCst);
         let fetched = self.timed(fetch).await?;
         let entry = Arc::new(Cached::new(fetched, generation, self.settings.ttl)?);
         if let Some(fallback) = entry.fallback {
             let status = fallback_status(fallback, entry.age());
             return Ok(Lookup { entry, status });
         }
-        let mut stored = false;
-        if stripe.load(SeqCst) == generation {
-            if let Some(grace) = &self.grace {
-                grace.insert(key.clone(), Arc::clone(&entry)).await;
-            }
-            cache
-                .insert(key.clone(), Slot::Value(Arc::clone(&entry)))
-                .await;
-            // A write that bumped the stripe during the insert makes the entry unservable; it is
-            // dropped here rather than left for the next lookup.
-            stored = stripe.load(SeqCst) == generation;
-            if !stored {
-                cache.invalidate(key).await;
-            }
-        }
+        let stored = self.store_if_current(key.clone(), Arc::clone(&entry)).await;
         Ok(Lookup {
             entry,
             status: LookupStatus::Forwarded { stored },
@@ -838,10 +823,10 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Fetched<V>, E>>,
     {
-        let (Some(cache), stripe) = (&self.cache, &self.generations[self.stripe(&key)]) else {
+        if self.cache.is_none() {
             return;
-        };
-        let generation = stripe.load(SeqCst);
+        }
+        let generation = self.generations[self.stripe(&key)].load(SeqCst);
         let Ok(fetched) = self.timed(&fetch).await else {
             return;
         };
@@ -851,17 +836,33 @@ where
         let Ok(cached) = Cached::new(fetched, generation, self.settings.ttl) else {
             return;
         };
-        // A write since `generation` was read makes this value unservable (its tag is behind the
-        // counter) even if it lands after the write's invalidation; skip the insert when we know.
-        if stripe.load(SeqCst) != generation {
-            return;
+        if self.store_if_current(key, Arc::new(cached)).await {
+            Counters::inc(&self.counters.refreshes);
         }
-        let cached = Arc::new(cached);
+    }
+
+    /// Stores a value a load of this cache's own made (a refresh, a `no-cache` reload), in the
+    /// cache and the grace store, if no write has come since its generation was read; whether it
+    /// is stored. A value stored anyway would be unservable (its tag behind the counter), so the
+    /// insert is skipped when the counter has moved, and undone when it moved during the insert.
+    async fn store_if_current(&self, key: K, cached: Arc<Cached<V>>) -> bool {
+        let (Some(cache), stripe) = (&self.cache, &self.generations[self.stripe(&key)]) else {
+            return false;
+        };
+        if stripe.load(SeqCst) != cached.generation {
+            return false;
+        }
         if let Some(grace) = &self.grace {
             grace.insert(key.clone(), Arc::clone(&cached)).await;
         }
-        cache.insert(key, Slot::Value(cached)).await;
-        Counters::inc(&self.counters.refreshes);
+        cache
+            .insert(key.clone(), Slot::Value(Arc::clone(&cached)))
+            .await;
+        if stripe.load(SeqCst) != cached.generation {
+            cache.invalidate(&key).await;
+            return false;
+        }
+        true
     }
 
     fn stripe(&self, key: &K) -> usize {
