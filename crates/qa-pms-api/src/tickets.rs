@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use qa_pms_core::cache::{Fetched, LoadError, REFRESH_AT};
+use qa_pms_core::cache::{CacheMode, Fetched, LoadError, REFRESH_AT};
 use qa_pms_core::{JiraTicket, TicketKey, TicketPatch};
 use qa_pms_jira::{JiraClient, JiraError};
 use qa_pms_storage::{MirroredTicket, Store, StoreError};
@@ -109,15 +109,22 @@ fn jira_error(e: JiraError) -> ApiError {
 }
 
 impl TicketSource {
-    /// The cache's loader: one ticket, from wherever this process reads tickets.
+    /// The cache's loader: one ticket, from wherever this process reads tickets. A client's
+    /// `Cache-Control: no-cache`/`no-store` (`mode` other than `Normal`) reaches past the mirror to
+    /// Jira itself.
     pub async fn fetch(
         &self,
         store: &Arc<dyn Store>,
         key: &TicketKey,
+        mode: CacheMode,
     ) -> Result<Fetched<JiraTicket>, TicketError> {
         match self {
             TicketSource::Database => Ok(Fetched::fresh(store.ticket(key).await?)),
-            TicketSource::Jira(jira) => jira.fetch(store, key).await,
+            TicketSource::Jira(jira) if mode == CacheMode::Normal => jira.fetch(store, key).await,
+            TicketSource::Jira(jira) => {
+                let mirrored = store.mirrored_ticket(key).await?;
+                jira.jira_answer(store.as_ref(), key, mirrored.as_ref()).await
+            }
         }
     }
 }

@@ -31,6 +31,7 @@ on_both_backends!(
     a_patch_to_a_status_no_transition_reaches_is_409_and_changes_nothing,
     a_patch_jira_rejects_is_400_with_jiras_message_and_changes_nothing,
     a_put_replaces_every_field_in_jira,
+    if_match_is_checked_against_the_issue_jira_holds,
 );
 
 async fn jira_app(backend: Backend) -> (FakeJira, TestApp) {
@@ -403,4 +404,57 @@ async fn without_a_webhook_secret_the_webhook_route_is_404() {
     let response = app.send_raw(Method::POST, WEBHOOK_PATH, &[], body).await;
 
     assert_eq!(response.assert_error(StatusCode::NOT_FOUND), "not_found");
+}
+
+async fn if_match_is_checked_against_the_issue_jira_holds(backend: Backend) {
+    let (jira, app) = jira_app(backend).await;
+    jira.put_issue(issue("PROJ-12", "First"));
+    let etag = app
+        .get("/api/v1/tickets/PROJ-12")
+        .await
+        .header("etag")
+        .to_owned();
+    let if_match = |tag: &str| {
+        let tag = tag.to_owned();
+        let app = &app;
+        async move {
+            app.send_raw(
+                Method::PATCH,
+                "/api/v1/tickets/PROJ-12",
+                &[
+                    ("if-match", tag.as_str()),
+                    ("content-type", "application/json"),
+                ],
+                json!({"summary": "Mine"}).to_string().into_bytes(),
+            )
+            .await
+        }
+    };
+
+    // Changed in Jira since it was read here: the tag no longer names Jira's version.
+    jira.put_issue(issue("PROJ-12", "Changed in Jira"));
+    jira.reset_counts();
+    if_match(&etag)
+        .await
+        .assert_error(StatusCode::PRECONDITION_FAILED);
+    assert_eq!(
+        jira.calls_to("PUT", "/rest/api/3/issue"),
+        0,
+        "nothing was written"
+    );
+    assert_eq!(jira.issue("PROJ-12").unwrap().summary, "Changed in Jira");
+
+    // The tag of Jira's current version lets the write through.
+    let current = app
+        .send_raw(
+            Method::GET,
+            "/api/v1/tickets/PROJ-12",
+            &[("cache-control", "no-cache")],
+            vec![],
+        )
+        .await;
+    assert_eq!(current.json()["summary"], "Changed in Jira");
+    let written = if_match(current.header("etag")).await;
+    assert_eq!(written.status, StatusCode::OK, "{:?}", written.json());
+    assert_eq!(jira.issue("PROJ-12").unwrap().summary, "Mine");
 }

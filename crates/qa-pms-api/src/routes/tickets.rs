@@ -47,7 +47,7 @@ pub async fn read(
     let (source, store, owned_key) = (state.tickets.clone(), state.store.clone(), key.clone());
     let load = move || {
         let (source, store, key) = (source.clone(), store.clone(), owned_key.clone());
-        async move { source.fetch(&store, &key).await }
+        async move { source.fetch(&store, &key, mode).await }
     };
     state.cache.tickets.get_or_fetch_with(key, mode, load).await
 }
