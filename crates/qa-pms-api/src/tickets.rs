@@ -123,7 +123,8 @@ impl TicketSource {
             TicketSource::Jira(jira) if mode == CacheMode::Normal => jira.fetch(store, key).await,
             TicketSource::Jira(jira) => {
                 let mirrored = store.mirrored_ticket(key).await?;
-                jira.jira_answer(store.as_ref(), key, mirrored.as_ref()).await
+                jira.jira_answer(store.as_ref(), key, mirrored.as_ref())
+                    .await
             }
         }
     }
