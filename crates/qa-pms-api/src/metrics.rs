@@ -136,7 +136,7 @@ struct CacheCollector {
     descs: Vec<Desc>,
 }
 
-const FAMILIES: [(&str, &str); 11] = [
+const FAMILIES: [(&str, &str); 13] = [
     (
         "qa_pms_cache_hits_total",
         "Requests answered from an entry already cached.",
@@ -175,6 +175,14 @@ const FAMILIES: [(&str, &str); 11] = [
     (
         "qa_pms_cache_refreshes_total",
         "Background reloads ahead of expiry that stored a value (refresh ahead).",
+    ),
+    (
+        "qa_pms_cache_bytes",
+        "What the entries of a cache cost in memory now: JSON, ETag and a fixed overhead each.",
+    ),
+    (
+        "qa_pms_cache_max_bytes",
+        "The byte budget of a cache (absent: the entry capacity alone bounds it).",
     ),
 ];
 
@@ -310,6 +318,10 @@ impl Collector for CacheCollector {
             per_family[8].push(gauge(&label, capacity));
             per_family[9].push(counter(&label, stats.stale_served));
             per_family[10].push(counter(&label, stats.refreshes));
+            per_family[11].push(gauge(&label, stats.bytes));
+            if let Some(max_bytes) = self.cache.settings(kind).max_bytes {
+                per_family[12].push(gauge(&label, max_bytes));
+            }
         }
         per_family
             .into_iter()
@@ -317,11 +329,13 @@ impl Collector for CacheCollector {
             .map(|(i, metrics)| {
                 let kind = match i {
                     3 => MetricType::HISTOGRAM,
-                    7 | 8 => MetricType::GAUGE,
+                    7 | 8 | 11 | 12 => MetricType::GAUGE,
                     _ => MetricType::COUNTER,
                 };
                 family(i, kind, metrics)
             })
+            // A family with no sample (no cache has a byte budget) is not one to expose.
+            .filter(|family| !family.get_metric().is_empty())
             .collect()
     }
 }

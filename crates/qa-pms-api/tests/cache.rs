@@ -108,6 +108,15 @@ async fn ten_times_capacity_distinct_keys_leave_at_most_capacity_entries(backend
     let labels = [("cache_type", "tickets")];
     assert!(app.metric("qa_pms_cache_entries", &labels).await <= 50.0);
     assert_eq!(app.metric("qa_pms_cache_capacity", &labels).await, 50.0);
+    assert_eq!(
+        app.metric("qa_pms_cache_bytes", &labels).await,
+        app.state.cache.stats(CacheKind::Tickets).bytes as f64
+    );
+    assert!(app.metric("qa_pms_cache_bytes", &labels).await > 0.0);
+    assert_eq!(
+        app.metric("qa_pms_cache_max_bytes", &labels).await,
+        (32 * 1024 * 1024) as f64
+    );
 }
 
 async fn an_entry_expires_after_its_ttl_and_its_tti(backend: Backend) {
