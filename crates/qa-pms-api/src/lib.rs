@@ -20,6 +20,7 @@ pub mod extract;
 pub mod invalidation;
 pub mod layers;
 pub mod metrics;
+pub mod openapi;
 mod routes;
 pub mod seed;
 pub mod state;

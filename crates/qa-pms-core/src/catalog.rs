@@ -4,11 +4,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::{bounded_text, required_text, ValidationError};
 
 /// Where a catalog entry comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Postman,
@@ -50,13 +51,16 @@ pub const URL_MAX: usize = 2_048;
 pub const TEXT_MAX: usize = 16_384;
 
 /// One entry of the catalog, as imported.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogEntry {
     pub source: Source,
+    #[schema(min_length = 1, max_length = 500)]
     pub name: String,
+    #[schema(min_length = 1, max_length = 2048)]
     pub url: String,
     #[serde(default)]
+    #[schema(max_length = 16384)]
     pub text: String,
 }
 
@@ -114,7 +118,7 @@ pub struct TruncateCounts {
 }
 
 /// One search hit, best first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchResult {
     pub source: Source,
     pub name: String,

@@ -5,15 +5,20 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::ValidationError;
 
 /// A KPI reporting period, counted back from now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSchema)]
 pub enum Period {
+    #[schema(rename = "7d")]
     Days7,
+    #[schema(rename = "30d")]
     Days30,
+    #[schema(rename = "90d")]
     Days90,
+    #[schema(rename = "1y")]
     Year1,
 }
 
@@ -74,8 +79,9 @@ impl FromStr for Period {
 }
 
 /// The KPI dashboard: computed from workflows and patterns, never stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DashboardMetrics {
+    #[schema(value_type = Period)]
     pub period: String,
     /// Distinct tickets with a workflow completed in the period.
     pub tickets_completed: u64,

@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{required_text, ValidationError};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WorkflowTemplate {
     pub id: Uuid,
     pub name: String,
@@ -26,17 +27,40 @@ pub const ESTIMATE_MAX_MINUTES: u32 = 7 * 24 * 60;
 /// The body of `POST /api/v1/templates` and `PUT /api/v1/templates/{id}`: what `GET` returns may
 /// be sent back as it is. `id` and `updated_at` are the server's: `updated_at` is ignored, and an
 /// `id` must be the path's ([`TemplateDraft::check_id`]).
-#[derive(Debug, Clone, Deserialize)]
+///
+/// Text fields are trimmed, must not be blank and may not contain NUL.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateDraft {
+    /// The server's: absent on `POST`; on `PUT`, if given, the path's id.
     #[serde(default)]
     pub id: Option<Uuid>,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(schema_with = steps_schema)]
     pub steps: Vec<String>,
+    #[schema(min_length = 1, max_length = 64)]
     pub workflow_type: String,
+    #[schema(minimum = 1, maximum = 10080)]
     pub estimated_minutes: u32,
+    /// The server's: ignored.
     #[serde(default)]
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// `steps` of a draft: 1 to [`STEPS_MAX`] steps of 1 to [`STEP_MAX`] characters.
+fn steps_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(STEP_MAX)),
+        )
+        .min_items(Some(1))
+        .max_items(Some(STEPS_MAX))
+        .build()
 }
 
 impl TemplateDraft {

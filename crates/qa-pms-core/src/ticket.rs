@@ -5,13 +5,18 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::{bounded_text, required_text, ValidationError};
 
 /// A Jira issue key such as `PROJ-123`: a project key (an upper-case letter, then up to 9 upper-case
 /// letters, digits or underscores), a dash, and an issue number without leading zeros.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
 #[serde(transparent)]
+#[schema(
+    pattern = r"^[A-Z][A-Z0-9_]{0,9}-[1-9][0-9]{0,8}$",
+    example = "PROJ-123"
+)]
 pub struct TicketKey(String);
 
 impl TicketKey {
@@ -68,7 +73,7 @@ impl fmt::Display for TicketKey {
 }
 
 /// A Jira ticket as the service stores and serves it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JiraTicket {
     pub key: String,
     pub summary: String,
@@ -86,19 +91,29 @@ pub const SHORT_TEXT_MAX: usize = 128;
 /// A full ticket body for `PUT /api/v1/tickets/{key}`: create or replace. What `GET` returns may be
 /// sent back as it is: `updated_at` is the server's and ignored, and a `key` must be the path's
 /// ([`TicketUpsert::check_key`]).
-#[derive(Debug, Clone, Deserialize)]
+///
+/// Text fields are trimmed; `summary` and `status` must not be blank, and no field may contain NUL.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketUpsert {
+    /// If given, the path's key.
     #[serde(default)]
+    #[schema(value_type = Option<TicketKey>)]
     pub key: Option<String>,
+    #[schema(min_length = 1, max_length = 1000)]
     pub summary: String,
+    #[schema(min_length = 1, max_length = 128)]
     pub status: String,
     #[serde(default)]
+    #[schema(max_length = 32768)]
     pub description: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub assignee: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 128)]
     pub priority: Option<String>,
+    /// The server's: ignored.
     #[serde(default)]
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -147,18 +162,23 @@ impl TicketUpsert {
 ///
 /// An absent field is left unchanged; `null` clears a nullable field. `summary` and `status` are
 /// not nullable.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketPatch {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 1000, nullable = false)]
     pub summary: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, nullable = false)]
     pub status: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 32768)]
     pub description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 128)]
     pub assignee: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 128)]
     pub priority: Option<Option<String>>,
 }
 

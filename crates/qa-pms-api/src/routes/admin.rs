@@ -12,10 +12,12 @@ use qa_pms_core::{CacheKind, CacheSettings, CacheStats};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::invalidation::Invalidation;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use crate::warm::{self, Warmed};
 
@@ -56,8 +58,20 @@ async fn authorized(expected: [u8; 32], request: Request, next: Next) -> Respons
     next.run(request).await
 }
 
-#[derive(Debug, Serialize)]
+/// The name of a cache (`qa_pms_core::CacheKind`), for the document.
+#[allow(dead_code, reason = "the document's schema of CacheKind, never built")]
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum CacheName {
+    Tickets,
+    Search,
+    Metrics,
+    Templates,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CacheReport {
+    #[schema(value_type = CacheName)]
     pub cache: CacheKind,
     pub settings: SettingsReport,
     pub entries: u64,
@@ -73,7 +87,7 @@ pub struct CacheReport {
     pub refreshes: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SettingsReport {
     pub ttl_seconds: f64,
     pub tti_seconds: Option<f64>,
@@ -110,12 +124,27 @@ impl CacheReport {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct StatsReport {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsReport {
     caches: Vec<CacheReport>,
 }
 
-async fn stats(State(state): State<AppState>) -> Json<StatsReport> {
+/// Cache statistics
+///
+/// Each cache's settings, size and counters on this replica.
+#[utoipa::path(
+    get,
+    path = "/admin/cache",
+    tag = "admin",
+    operation_id = "admin_cache_stats",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Every cache's report", body = StatsReport),
+        (status = 401, description = "The admin token is missing or wrong", body = ErrorBody),
+        (status = 404, description = "The admin API is off: QA_PMS_ADMIN_TOKEN is not set", body = ErrorBody),
+    ),
+)]
+pub async fn stats(State(state): State<AppState>) -> Json<StatsReport> {
     state.cache.run_pending_tasks().await;
     let caches = CacheKind::ALL
         .into_iter()
@@ -124,20 +153,59 @@ async fn stats(State(state): State<AppState>) -> Json<StatsReport> {
     Json(StatsReport { caches })
 }
 
-#[derive(Debug, Serialize)]
-struct Purged {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Purged {
+    #[schema(value_type = CacheName)]
     cache: CacheKind,
+    /// The key purged; `null`: every key.
     key: Option<String>,
 }
 
-async fn purge_all(
+/// Purge a cache
+///
+/// Drops every entry of the cache, on every replica (through the outbox), this one before it
+/// answers.
+#[utoipa::path(
+    delete,
+    path = "/admin/cache/{cache}",
+    tag = "admin",
+    operation_id = "admin_purge_cache",
+    security(("admin_token" = [])),
+    params(("cache" = CacheName, Path, description = "Which cache")),
+    responses(
+        (status = 200, description = "Purged", body = Purged),
+        (status = 400, description = "No such cache", body = ErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = ErrorBody),
+        (status = 404, description = "The admin API is off: QA_PMS_ADMIN_TOKEN is not set", body = ErrorBody),
+    ),
+)]
+pub async fn purge_all(
     State(state): State<AppState>,
     Path(cache): Path<String>,
 ) -> Result<Json<Purged>, ApiError> {
     purge(state, cache.parse()?, None).await
 }
 
-async fn purge_key(
+/// Purge one key of a cache
+///
+/// Drops the entry of one key, on every replica, this one before it answers. A key is written as
+/// the cache keeps it: a ticket key (`PROJ-1`), a template id, a search key
+/// (`terms|source=all|limit=10`), a KPI key (`kpi-7d`).
+#[utoipa::path(
+    delete,
+    path = "/admin/cache/{cache}/{key}",
+    tag = "admin",
+    operation_id = "admin_purge_key",
+    security(("admin_token" = [])),
+    params(("cache" = CacheName, Path, description = "Which cache"), ("key" = String, Path, description = "The key, as the cache writes it")),
+    responses(
+        (status = 200, description = "Purged", body = Purged),
+        (status = 400, description = "No such cache, or not a key of that cache", body = ErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = ErrorBody),
+        (status = 404, description = "The admin API is off: QA_PMS_ADMIN_TOKEN is not set", body = ErrorBody),
+    ),
+)]
+pub async fn purge_key(
     State(state): State<AppState>,
     Path((cache, key)): Path<(String, String)>,
 ) -> Result<Json<Purged>, ApiError> {
@@ -192,22 +260,55 @@ async fn record(
 }
 
 /// Which keys to warm: these, or the `top` most read here.
-#[derive(Debug, Deserialize)]
+///
+/// Exactly one of the two.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct WarmRequest {
+pub struct WarmRequest {
+    /// At most 10,000 keys, as the cache writes them.
+    #[schema(max_items = 10000)]
     keys: Option<Vec<String>>,
+    /// The most-read keys of this replica: at most 10,000.
+    #[schema(maximum = 10000)]
     top: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
-struct WarmReport {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WarmReport {
+    #[schema(value_type = CacheName)]
     cache: CacheKind,
+    /// Keys asked for.
     requested: usize,
-    #[serde(flatten)]
-    warmed: Warmed,
+    /// Keys now cached (loaded, or already there).
+    loaded: u64,
+    /// Keys the source could not load (gone since, or failing).
+    failed: u64,
 }
 
-async fn warm_up(
+/// Warm a cache
+///
+/// Loads keys into the cache on every replica (through the outbox), this one before it answers.
+#[utoipa::path(
+    post,
+    path = "/admin/cache/{cache}/warm",
+    tag = "admin",
+    operation_id = "admin_warm_cache",
+    security(("admin_token" = [])),
+    params(("cache" = CacheName, Path, description = "Which cache")),
+    request_body = WarmRequest,
+    responses(
+        (status = 200, description = "What the warm-up loaded here", body = WarmReport),
+        (status = 400, description = "No such cache, the JSON is malformed, neither or both of keys \
+            and top are given, too many keys, or a key is not one of that cache", body = ErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = ErrorBody),
+        (status = 404, description = "The admin API is off: QA_PMS_ADMIN_TOKEN is not set", body = ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "The JSON is not of the body's shape (an unknown, missing or \
+            mistyped field)", body = ErrorBody),
+    ),
+)]
+pub async fn warm_up(
     State(state): State<AppState>,
     Path(cache): Path<String>,
     Json(request): Json<WarmRequest>,
@@ -243,10 +344,11 @@ async fn warm_up(
     let nothing = Invalidation::Warm(cache, String::new());
     record(&state, &commands, nothing).await?;
     let requested = keys.len();
-    let warmed = warm::warm(&state, cache, keys).await;
+    let Warmed { loaded, failed } = warm::warm(&state, cache, keys).await;
     Ok(Json(WarmReport {
         cache,
         requested,
-        warmed,
+        loaded,
+        failed,
     }))
 }

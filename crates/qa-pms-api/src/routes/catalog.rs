@@ -10,11 +10,13 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use qa_pms_core::{CatalogEntry, Source, ValidationError};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::catalog;
 use crate::error::ApiError;
 use crate::extract::Json;
 use crate::invalidation::Invalidation;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 /// Catalog imports come in bulk: a larger body limit than the rest of the API.
@@ -30,14 +32,18 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/catalog/sync", post(start_sync).get(sync_status))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ImportRequest {
+pub struct ImportRequest {
+    /// 1 to 10,000 entries; one with the source and url of an entry already in the catalog
+    /// replaces it.
+    #[schema(min_items = 1, max_items = 10000)]
     entries: Vec<CatalogEntry>,
 }
 
-#[derive(Debug, Serialize)]
-struct ImportResponse {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportResponse {
+    /// Entries new to the catalog.
     inserted: u64,
     /// Entries whose name or text changed.
     updated: u64,
@@ -45,7 +51,27 @@ struct ImportResponse {
     unchanged: u64,
 }
 
-async fn import(
+/// Import catalog entries
+///
+/// Adds entries sent by a client, replacing those with the same source and url. The body limit is
+/// 16 MiB here.
+#[utoipa::path(
+    post,
+    path = "/api/v1/catalog/import",
+    tag = "catalog",
+    operation_id = "import_catalog",
+    request_body = ImportRequest,
+    responses(
+        (status = 200, description = "What the import changed", body = ImportResponse),
+        (status = 400, description = "The JSON is malformed, or an entry or the number of entries \
+            is invalid", body = ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "The JSON is not of the body's shape (an unknown, missing or \
+            mistyped field)", body = ErrorBody),
+    ),
+)]
+pub async fn import(
     State(state): State<AppState>,
     Json(request): Json<ImportRequest>,
 ) -> Result<Json<ImportResponse>, ApiError> {
@@ -81,18 +107,19 @@ async fn import(
     }))
 }
 
-#[derive(Debug, Serialize)]
-struct SyncStatus {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncStatus {
     /// Seconds between scheduled syncs (0: only at start and on request).
     interval_seconds: u64,
     sources: Vec<SourceStatus>,
 }
 
-#[derive(Debug, Serialize)]
-struct SourceStatus {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceStatus {
     source: Source,
     /// `never`, `running`, `finished`, `failed`, or `abandoned` (its process stopped mid-run;
     /// another run may take the source over once its lease ends).
+    #[schema(value_type = String, pattern = "^(never|running|finished|failed|abandoned)$")]
     state: &'static str,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
@@ -107,13 +134,37 @@ struct SourceStatus {
     entries: Option<u64>,
 }
 
-async fn sync_status(State(state): State<AppState>) -> Result<Json<SyncStatus>, ApiError> {
+/// Catalog sync status
+///
+/// The last sync of each source, and of each configured source that never ran.
+#[utoipa::path(
+    get,
+    path = "/api/v1/catalog/sync",
+    tag = "catalog",
+    operation_id = "catalog_sync_status",
+    responses((status = 200, description = "Each source's last sync", body = SyncStatus)),
+)]
+pub async fn sync_status(State(state): State<AppState>) -> Result<Json<SyncStatus>, ApiError> {
     Ok(Json(status(&state).await?))
 }
 
+/// Sync the catalog now
+///
 /// Starts a sync of every configured source (or, if this replica is running one, another right
 /// after it) and answers 202 with the status at once; `GET` tells when it ends.
-async fn start_sync(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/catalog/sync",
+    tag = "catalog",
+    operation_id = "start_catalog_sync",
+    responses(
+        (status = 202, description = "A sync started (or was queued behind the running one); the \
+            status as it is now", body = SyncStatus,
+            headers(("Location" = String, description = "/api/v1/catalog/sync, which tells when it ends"))),
+        (status = 409, description = "No catalog source is configured", body = ErrorBody),
+    ),
+)]
+pub async fn start_sync(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     if state.catalog.sources().is_empty() {
         return Err(ApiError::Conflict(
             "no catalog source is configured: set QA_PMS_POSTMAN_API_KEY or QA_PMS_TESTMO_URL"

@@ -8,23 +8,44 @@ use qa_pms_core::cache::{CacheMode, Lookup};
 use qa_pms_core::{DashboardMetrics, Period};
 use qa_pms_storage::StoreError;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::cached::Cached;
 use crate::error::ApiError;
 use crate::extract::{Query, RequestCache};
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/dashboard/kpi", get(kpi))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct KpiParams {
+#[into_params(parameter_in = Query)]
+pub struct KpiParams {
+    /// The period the KPIs cover, up to now (7d).
+    #[param(value_type = Option<Period>)]
     period: Option<String>,
 }
 
-async fn kpi(
+/// Dashboard KPIs
+///
+/// Computed from the workflows of the period on a miss, through the metrics cache.
+#[utoipa::path(
+    get,
+    path = "/api/v1/dashboard/kpi",
+    tag = "dashboard",
+    operation_id = "dashboard_kpi",
+    params(KpiParams),
+    responses(
+        (status = 200, description = "The period's KPIs", body = DashboardMetrics),
+        (status = 400, description = "A parameter is unknown, or the period is not one of 7d, 30d, \
+            90d, 1y", body = ErrorBody),
+    ),
+    extensions(("x-cache" = json!("metrics"))),
+)]
+pub async fn kpi(
     State(state): State<AppState>,
     RequestCache(mode): RequestCache,
     params: Result<Query<KpiParams>, ApiError>,

@@ -2,14 +2,15 @@
 //! merged here.
 
 pub(crate) mod admin;
-mod catalog;
+pub(crate) mod catalog;
 pub(crate) mod dashboard;
-mod health;
+pub(crate) mod health;
+pub(crate) mod index;
 pub(crate) mod search;
 pub(crate) mod templates;
 pub(crate) mod tickets;
-mod webhooks;
-mod workflows;
+pub(crate) mod webhooks;
+pub(crate) mod workflows;
 
 use axum::http::Uri;
 use axum::Router;
@@ -19,6 +20,7 @@ use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(index::router())
         .merge(health::router())
         .merge(tickets::router())
         .merge(search::router())

@@ -8,25 +8,53 @@ use qa_pms_core::cache::{CacheMode, Lookup};
 use qa_pms_core::{SearchQuery, SearchResult, Source};
 use qa_pms_storage::StoreError;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::cached::Cached;
 use crate::error::ApiError;
 use crate::extract::{Query, RequestCache};
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/search", get(search))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct SearchParams {
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    /// Words to find in entries' names (3 points each) and texts (1 point each), case-insensitive:
+    /// at most 200 characters and 8 distinct words.
+    #[param(min_length = 1, max_length = 200)]
     query: String,
+    /// Results: 1 to 100 (10).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// Only entries from this source.
+    #[param(value_type = Option<Source>)]
     source: Option<String>,
 }
 
-async fn search(
+/// Search the catalog
+///
+/// Postman requests and Testmo cases whose names or texts hold the query's words, best first,
+/// through the search cache.
+#[utoipa::path(
+    get,
+    path = "/api/v1/search",
+    tag = "search",
+    operation_id = "search",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "The best matches, best first", body = Vec<SearchResult>),
+        (status = 400, description = "A parameter is missing, unknown or invalid (a blank query, \
+            more than 200 characters or 8 words, limit outside 1..=100, an unknown source)",
+            body = ErrorBody),
+    ),
+    extensions(("x-cache" = json!("search"))),
+)]
+pub async fn search(
     State(state): State<AppState>,
     RequestCache(mode): RequestCache,
     params: Result<Query<SearchParams>, ApiError>,

@@ -17,6 +17,7 @@ use crate::cached::Cached;
 use crate::error::ApiError;
 use crate::extract::{IfMatch, Json, Path, RequestCache};
 use crate::invalidation::Invalidation;
+use crate::openapi::{ErrorBody, IfMatchHeader};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -28,7 +29,27 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-async fn fetch(
+/// One template
+///
+/// Through the templates cache.
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates/{id}",
+    tag = "templates",
+    operation_id = "get_template",
+    params(("id" = Uuid, Path, description = "The template's id", example = "00000000-0000-4000-8000-000000000001")),
+    responses(
+        (status = 200, description = "The template", body = WorkflowTemplate,
+            links(
+                ("put" = (operation_id = "put_template", parameters(("id" = "$response.body#/id"), ("header.If-Match" = "$response.header.ETag")))),
+                ("start" = (operation_id = "start_workflow", request_body = json!({"template_id": "$response.body#/id", "ticket_key": "PROJ-1"}))),
+            )),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 404, description = "No such template", body = ErrorBody),
+    ),
+    extensions(("x-cache" = json!("templates"))),
+)]
+pub async fn fetch(
     State(state): State<AppState>,
     RequestCache(mode): RequestCache,
     id: Result<Path<Uuid>, ApiError>,
@@ -53,11 +74,50 @@ pub async fn read(
         .await
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkflowTemplate>>, ApiError> {
+/// List templates
+///
+/// Every template, by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates",
+    tag = "templates",
+    operation_id = "list_templates",
+    responses((status = 200, description = "Every template", body = Vec<WorkflowTemplate>,
+            links(
+                ("first" = (operation_id = "get_template", parameters(("id" = "$response.body#/0/id")))),
+            ))),
+)]
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkflowTemplate>>, ApiError> {
     Ok(Json(state.store.templates().await?))
 }
 
-async fn create(
+/// Create a template
+///
+/// The server assigns its id: a body with an `id` is a 400.
+#[utoipa::path(
+    post,
+    path = "/api/v1/templates",
+    tag = "templates",
+    operation_id = "create_template",
+    request_body = TemplateDraft,
+    responses(
+        (status = 201, description = "The template, created", body = WorkflowTemplate,
+            headers(("Location" = String, description = "/api/v1/templates/{id}: the new template")),
+            links(
+                ("get" = (operation_id = "get_template", parameters(("id" = "$response.body#/id")))),
+                ("put" = (operation_id = "put_template", parameters(("id" = "$response.body#/id")))),
+                ("delete" = (operation_id = "delete_template", parameters(("id" = "$response.body#/id")))),
+                ("start" = (operation_id = "start_workflow", request_body = json!({"template_id": "$response.body#/id", "ticket_key": "PROJ-1"}))),
+            )),
+        (status = 400, description = "The JSON is malformed, a field is invalid (blank, too long, \
+            NUL, steps or estimate out of bounds), or the body has an id", body = ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "The JSON is not of the body's shape (an unknown, missing or \
+            mistyped field)", body = ErrorBody),
+    ),
+)]
+pub async fn create(
     State(state): State<AppState>,
     Json(draft): Json<TemplateDraft>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -78,7 +138,35 @@ async fn create(
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(template)))
 }
 
-async fn update(
+/// Replace a template
+///
+/// What `GET` returns may be sent back as it is: `updated_at` is ignored, and an `id` must be the
+/// path's.
+#[utoipa::path(
+    put,
+    path = "/api/v1/templates/{id}",
+    tag = "templates",
+    operation_id = "put_template",
+    params(("id" = Uuid, Path, description = "The template's id", example = "00000000-0000-4000-8000-000000000001"), IfMatchHeader),
+    request_body = TemplateDraft,
+    responses(
+        (status = 200, description = "The template, replaced", body = WorkflowTemplate,
+            links(
+                ("get" = (operation_id = "get_template", parameters(("id" = "$response.body#/id")))),
+                ("delete" = (operation_id = "delete_template", parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 400, description = "The id is not a UUID or contradicts the body's, the JSON is \
+            malformed, a field is invalid, or If-Match is malformed", body = ErrorBody),
+        (status = 404, description = "No such template", body = ErrorBody),
+        (status = 412, description = "If-Match names no current version of the template (or it \
+            does not exist)", body = ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "The JSON is not of the body's shape (an unknown, missing or \
+            mistyped field)", body = ErrorBody),
+    ),
+)]
+pub async fn update(
     State(state): State<AppState>,
     if_match: IfMatch,
     Path(id): Path<Uuid>,
@@ -109,7 +197,23 @@ async fn update(
     Ok(Json(template))
 }
 
-async fn remove(
+/// Delete a template
+#[utoipa::path(
+    delete,
+    path = "/api/v1/templates/{id}",
+    tag = "templates",
+    operation_id = "delete_template",
+    params(("id" = Uuid, Path, description = "The template's id", example = "00000000-0000-4000-8000-000000000001"), IfMatchHeader),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a UUID, or If-Match is malformed", body = ErrorBody),
+        (status = 404, description = "No such template", body = ErrorBody),
+        (status = 409, description = "Workflows use the template", body = ErrorBody),
+        (status = 412, description = "If-Match names no current version of the template (or it \
+            does not exist)", body = ErrorBody),
+    ),
+)]
+pub async fn remove(
     State(state): State<AppState>,
     if_match: IfMatch,
     Path(id): Path<Uuid>,

@@ -11,11 +11,13 @@ use qa_pms_core::cache::{CacheMode, Lookup};
 use qa_pms_core::{JiraTicket, TicketKey, TicketPatch, TicketUpsert, ValidationError};
 use qa_pms_storage::TicketFilter;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::cached::Cached;
 use crate::error::ApiError;
 use crate::extract::{IfMatch, Json, Path, Query, RequestCache};
 use crate::invalidation::Invalidation;
+use crate::openapi::{ErrorBody, IfMatchHeader};
 use crate::state::AppState;
 use crate::tickets::{TicketError, TicketSource};
 
@@ -25,7 +27,31 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/tickets/{key}", get(fetch).patch(patch).put(put))
 }
 
-async fn fetch(
+/// One ticket
+///
+/// Through the tickets cache: from the database, or with Jira configured from its mirror or Jira.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets/{key}",
+    tag = "tickets",
+    operation_id = "get_ticket",
+    params(("key" = TicketKey, Path, description = "A Jira key like PROJ-123")),
+    responses(
+        (status = 200, description = "The ticket", body = JiraTicket,
+            links(
+                ("patch" = (operation_id = "patch_ticket", parameters(("key" = "$response.body#/key"), ("header.If-Match" = "$response.header.ETag")))),
+                ("put" = (operation_id = "put_ticket", parameters(("key" = "$response.body#/key"), ("header.If-Match" = "$response.header.ETag")))),
+            )),
+        (status = 400, description = "The key is not like PROJ-123", body = ErrorBody),
+        (status = 404, description = "No such ticket", body = ErrorBody),
+        (status = 502, description = "With Jira: Jira answered something unusable or refused \
+            the service's credentials", body = ErrorBody),
+        (status = 503, description = "The database, or with Jira Jira, is unavailable", body = ErrorBody),
+        (status = 504, description = "With Jira: Jira did not answer in time", body = ErrorBody),
+    ),
+    extensions(("x-cache" = json!("tickets"))),
+)]
+pub async fn fetch(
     State(state): State<AppState>,
     RequestCache(mode): RequestCache,
     key: Result<Path<TicketKey>, ApiError>,
@@ -52,7 +78,40 @@ pub async fn read(
     state.cache.tickets.get_or_fetch_with(key, mode, load).await
 }
 
-async fn patch(
+/// Change some fields of a ticket
+///
+/// An absent field is left as it is; `null` clears a nullable one. With Jira, the change is made
+/// in Jira first (a new `status` through a transition).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/tickets/{key}",
+    tag = "tickets",
+    operation_id = "patch_ticket",
+    params(("key" = TicketKey, Path, description = "A Jira key like PROJ-123"), IfMatchHeader),
+    request_body = TicketPatch,
+    responses(
+        (status = 200, description = "The ticket as changed", body = JiraTicket,
+            links(
+                ("get" = (operation_id = "get_ticket", parameters(("key" = "$response.body#/key")))),
+            )),
+        (status = 400, description = "The key is not like PROJ-123, the JSON is malformed, a field \
+            is invalid (blank, too long, NUL) or none is set, If-Match is malformed, or Jira \
+            rejected the change", body = ErrorBody),
+        (status = 404, description = "No such ticket", body = ErrorBody),
+        (status = 409, description = "With Jira: no transition leads to the status", body = ErrorBody),
+        (status = 412, description = "If-Match names no current version of the ticket (or it does \
+            not exist)", body = ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "The JSON is not of the body's shape (an unknown, missing or \
+            mistyped field)", body = ErrorBody),
+        (status = 502, description = "With Jira: Jira answered something unusable or refused \
+            the service's credentials", body = ErrorBody),
+        (status = 503, description = "The database, or with Jira Jira, is unavailable", body = ErrorBody),
+        (status = 504, description = "With Jira: Jira did not answer in time", body = ErrorBody),
+    ),
+)]
+pub async fn patch(
     State(state): State<AppState>,
     if_match: IfMatch,
     Path(key): Path<String>,
@@ -117,7 +176,46 @@ fn write_time(expected: Option<&JiraTicket>) -> DateTime<Utc> {
     }
 }
 
-async fn put(
+/// Create or replace a ticket
+///
+/// What `GET` returns may be sent back as it is: `updated_at` is ignored, and a `key` must be the
+/// path's. With Jira, Jira owns its tickets: the ticket must exist there, and every field is set.
+#[utoipa::path(
+    put,
+    path = "/api/v1/tickets/{key}",
+    tag = "tickets",
+    operation_id = "put_ticket",
+    params(("key" = TicketKey, Path, description = "A Jira key like PROJ-123"), IfMatchHeader),
+    request_body = TicketUpsert,
+    responses(
+        (status = 200, description = "The ticket, replaced", body = JiraTicket,
+            links(
+                ("get" = (operation_id = "get_ticket", parameters(("key" = "$response.body#/key")))),
+                ("patch" = (operation_id = "patch_ticket", parameters(("key" = "$response.body#/key")))),
+            )),
+        (status = 201, description = "The ticket, created", body = JiraTicket,
+            links(
+                ("get" = (operation_id = "get_ticket", parameters(("key" = "$response.body#/key")))),
+                ("patch" = (operation_id = "patch_ticket", parameters(("key" = "$response.body#/key")))),
+            )),
+        (status = 400, description = "The key is not like PROJ-123 or contradicts the body's, the \
+            JSON is malformed, a field is invalid (blank, too long, NUL), If-Match is malformed, \
+            or Jira rejected the change", body = ErrorBody),
+        (status = 404, description = "With Jira: no such ticket in Jira", body = ErrorBody),
+        (status = 409, description = "With Jira: no transition leads to the status", body = ErrorBody),
+        (status = 412, description = "If-Match names no current version of the ticket (or it does \
+            not exist)", body = ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "The JSON is not of the body's shape (an unknown, missing or \
+            mistyped field)", body = ErrorBody),
+        (status = 502, description = "With Jira: Jira answered something unusable or refused \
+            the service's credentials", body = ErrorBody),
+        (status = 503, description = "The database, or with Jira Jira, is unavailable", body = ErrorBody),
+        (status = 504, description = "With Jira: Jira did not answer in time", body = ErrorBody),
+    ),
+)]
+pub async fn put(
     State(state): State<AppState>,
     if_match: IfMatch,
     Path(key): Path<String>,
@@ -157,24 +255,49 @@ async fn put(
 const PAGE_DEFAULT: u32 = 50;
 const PAGE_MAX: u32 = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListParams {
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only tickets in this status (exact match).
     status: Option<String>,
+    /// Only tickets assigned to this user (exact match).
     assignee: Option<String>,
+    /// Tickets per page: 1 to 500 (50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// Tickets to skip (0).
     offset: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
-struct TicketList {
+/// A page of tickets, by key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketList {
     tickets: Vec<JiraTicket>,
     total: u64,
     limit: u32,
     offset: u64,
 }
 
-async fn list(
+/// List tickets
+///
+/// A page of the tickets in the database (with Jira: its mirror), filtered by status and assignee.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets",
+    tag = "tickets",
+    operation_id = "list_tickets",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of tickets", body = TicketList,
+            links(
+                ("first" = (operation_id = "get_ticket", parameters(("key" = "$response.body#/tickets/0/key")))),
+            )),
+        (status = 400, description = "A parameter is unknown or invalid (limit outside 1..=500)",
+            body = ErrorBody),
+    ),
+)]
+pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<TicketList>, ApiError> {

@@ -3,6 +3,7 @@
 //! 404 unless Jira and a webhook secret are configured; 401 for a missing or wrong signature.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -14,6 +15,7 @@ use qa_pms_jira::JiraError;
 
 use crate::error::ApiError;
 use crate::invalidation::Invalidation;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature";
@@ -22,11 +24,39 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/webhooks/jira", post(jira))
 }
 
-async fn jira(
+/// A Jira webhook delivery
+///
+/// An issue event (`jira:issue_created`, `jira:issue_updated`, `jira:issue_deleted`), signed with
+/// the webhook secret: updates the mirror and invalidates the ticket on every replica. Only with
+/// Jira and QA_PMS_JIRA_WEBHOOK_SECRET configured (else 404).
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/jira",
+    tag = "webhooks",
+    operation_id = "jira_webhook",
+    params(("X-Hub-Signature" = Option<String>, Header,
+        description = "`sha256=` and the hex HMAC-SHA256 of the body under the webhook secret")),
+    request_body(content = Object, content_type = "application/json",
+        description = "Jira's webhook payload: `webhookEvent` and the `issue`"),
+    responses(
+        (status = 204, description = "Applied"),
+        (status = 400, description = "Not an issue event this service handles, or not a Jira \
+            payload", body = ErrorBody),
+        (status = 401, description = "The signature is missing or wrong", body = ErrorBody),
+        (status = 404, description = "Jira or its webhook secret is not configured", body = ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = ErrorBody),
+    ),
+)]
+pub async fn jira(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
+    // In the error envelope, like every other body: axum's own rejection is plain text.
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        _ => ApiError::BadRequest(rejection.body_text()),
+    })?;
     let Some(secret) = state.jira_webhook_secret.clone() else {
         return Err(ApiError::NotFound("route /api/v1/webhooks/jira".to_owned()));
     };

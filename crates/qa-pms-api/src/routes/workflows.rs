@@ -10,11 +10,13 @@ use qa_pms_core::cache::CacheMode;
 use qa_pms_core::workflow::TransitionError;
 use qa_pms_core::{Pattern, TicketKey, Workflow, WorkflowAction};
 use serde::Deserialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 use crate::invalidation::Invalidation;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 /// Attempts at an optimistic write before answering 409.
@@ -31,14 +33,44 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/workflows/{id}/{action}", post(transition))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StartRequest {
+pub struct StartRequest {
     template_id: Uuid,
+    #[schema(value_type = TicketKey)]
     ticket_key: String,
 }
 
-async fn start(
+/// Start a workflow
+///
+/// A run of a template's steps for a ticket, which must exist (with Jira: in Jira).
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows",
+    tag = "workflows",
+    operation_id = "start_workflow",
+    request_body = StartRequest,
+    responses(
+        (status = 201, description = "The workflow, active", body = Workflow,
+            links(
+                ("get" = (operation_id = "get_workflow", parameters(("id" = "$response.body#/id")))),
+                ("complete_step" = (operation_id = "complete_workflow_step", parameters(("id" = "$response.body#/id"), ("index" = 0)))),
+                ("transition" = (operation_id = "transition_workflow", parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 400, description = "The JSON is malformed, or the ticket key is not like PROJ-123",
+            body = ErrorBody),
+        (status = 404, description = "No such template or ticket", body = ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "The JSON is not of the body's shape (an unknown, missing or \
+            mistyped field)", body = ErrorBody),
+        (status = 502, description = "With Jira: Jira answered something unusable or refused \
+            the service's credentials", body = ErrorBody),
+        (status = 503, description = "The database, or with Jira Jira, is unavailable", body = ErrorBody),
+        (status = 504, description = "With Jira: Jira did not answer in time", body = ErrorBody),
+    ),
+)]
+pub async fn start(
     State(state): State<AppState>,
     Json(request): Json<StartRequest>,
 ) -> Result<(StatusCode, Json<Workflow>), ApiError> {
@@ -59,14 +91,52 @@ async fn start(
     Ok((StatusCode::CREATED, Json(workflow)))
 }
 
-async fn fetch(
+/// One workflow
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflows/{id}",
+    tag = "workflows",
+    operation_id = "get_workflow",
+    params(("id" = Uuid, Path, description = "The workflow's id")),
+    responses(
+        (status = 200, description = "The workflow", body = Workflow,
+            links(
+                ("complete_step" = (operation_id = "complete_workflow_step", parameters(("id" = "$response.body#/id"), ("index" = 0)))),
+                ("transition" = (operation_id = "transition_workflow", parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 404, description = "No such workflow", body = ErrorBody),
+    ),
+)]
+pub async fn fetch(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Workflow>, ApiError> {
     Ok(Json(state.store.workflow(id).await?))
 }
 
-async fn complete_step(
+/// Complete a step
+///
+/// Marks a step of an active workflow done; again is a no-op.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{id}/steps/{index}/complete",
+    tag = "workflows",
+    operation_id = "complete_workflow_step",
+    params(("id" = Uuid, Path, description = "The workflow's id"), ("index" = usize, Path, description = "The step's index, from 0")),
+    responses(
+        (status = 200, description = "The workflow", body = Workflow,
+            links(
+                ("get" = (operation_id = "get_workflow", parameters(("id" = "$response.body#/id")))),
+                ("transition" = (operation_id = "transition_workflow", parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 400, description = "The id is not a UUID, or the index not a number", body = ErrorBody),
+        (status = 404, description = "No such workflow, or it has no such step", body = ErrorBody),
+        (status = 409, description = "The workflow is not active, or it kept changing while the \
+            request tried to change it", body = ErrorBody),
+    ),
+)]
+pub async fn complete_step(
     State(state): State<AppState>,
     Path((id, index)): Path<(Uuid, usize)>,
 ) -> Result<Json<Workflow>, ApiError> {
@@ -78,7 +148,29 @@ async fn complete_step(
     .map(Json)
 }
 
-async fn transition(
+/// Pause, resume, complete or cancel a workflow
+///
+/// active ⇄ paused, active → completed, active or paused → cancelled. A completed run that took
+/// more than 1.5× its template's estimate records a `time_excess` pattern.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{id}/{action}",
+    tag = "workflows",
+    operation_id = "transition_workflow",
+    params(("id" = Uuid, Path, description = "The workflow's id"), ("action" = WorkflowAction, Path, description = "What to do")),
+    responses(
+        (status = 200, description = "The workflow in its new state", body = Workflow,
+            links(
+                ("get" = (operation_id = "get_workflow", parameters(("id" = "$response.body#/id")))),
+                ("transition" = (operation_id = "transition_workflow", parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 404, description = "No such workflow, or no such action", body = ErrorBody),
+        (status = 409, description = "The workflow's state does not allow the action, or it kept \
+            changing while the request tried to change it", body = ErrorBody),
+    ),
+)]
+pub async fn transition(
     State(state): State<AppState>,
     Path((id, action)): Path<(Uuid, String)>,
 ) -> Result<Json<Workflow>, ApiError> {
