@@ -196,7 +196,11 @@ pub struct IfMatchHeader {
     /// `*` (any current version) or a list of quoted entity tags: the write happens only if the
     /// resource's current ETag (of the JSON a GET answers) is one of them (strong comparison),
     /// else 412. Not of that form: 400.
-    #[param(rename = "If-Match")]
+    #[param(
+        rename = "If-Match",
+        nullable = false,
+        pattern = r#"^ *(\*|(W/)?"[!#-+\--~]*")( *, *(\*|(W/)?"[!#-+\--~]*"))* *$"#
+    )]
     pub if_match: Option<String>,
 }
 

@@ -35,6 +35,8 @@ pub fn router(token: &str) -> Router<AppState> {
         .route_layer(middleware::from_fn(move |request: Request, next: Next| {
             authorized(expected, request, next)
         }))
+        // Merged after `routes::router()` set its own: without this, a 405 here had no body.
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }
 
 /// Compares digests of the tokens in constant time: neither the token's bytes nor its length
@@ -266,10 +268,10 @@ async fn record(
 #[serde(deny_unknown_fields)]
 pub struct WarmRequest {
     /// At most 10,000 keys, as the cache writes them.
-    #[schema(max_items = 10000)]
+    #[schema(max_items = 10000, nullable = false)]
     keys: Option<Vec<String>>,
     /// The most-read keys of this replica: at most 10,000.
-    #[schema(maximum = 10000)]
+    #[schema(maximum = 10000, nullable = false)]
     top: Option<usize>,
 }
 

@@ -267,6 +267,7 @@ pub struct ListParams {
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// Tickets to skip (0).
+    #[param(maximum = 9223372036854775807i64)]
     offset: Option<u64>,
 }
 
@@ -293,7 +294,8 @@ pub struct TicketList {
             links(
                 ("first" = (operation_id = "get_ticket", parameters(("key" = "$response.body#/tickets/0/key")))),
             )),
-        (status = 400, description = "A parameter is unknown or invalid (limit outside 1..=500)",
+        (status = 400, description = "A parameter is unknown or invalid (limit outside 1..=500, \
+            offset beyond 2^63 - 1)",
             body = ErrorBody),
     ),
 )]
@@ -307,11 +309,16 @@ pub async fn list(
             ValidationError::new("limit", format!("must be between 1 and {PAGE_MAX}")).into(),
         );
     }
+    let offset = params.offset.unwrap_or(0);
+    // The databases count rows in signed 64 bits: a larger offset is no page of anything.
+    if i64::try_from(offset).is_err() {
+        return Err(ValidationError::new("offset", format!("must be at most {}", i64::MAX)).into());
+    }
     let filter = TicketFilter {
         status: params.status,
         assignee: params.assignee,
         limit,
-        offset: params.offset.unwrap_or(0),
+        offset,
     };
     let page = state.store.list_tickets(&filter).await?;
     Ok(Json(TicketList {

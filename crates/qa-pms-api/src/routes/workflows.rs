@@ -54,7 +54,7 @@ pub struct StartRequest {
         (status = 201, description = "The workflow, active", body = Workflow,
             links(
                 ("get" = (operation_id = "get_workflow", parameters(("id" = "$response.body#/id")))),
-                ("complete_step" = (operation_id = "complete_workflow_step", parameters(("id" = "$response.body#/id"), ("index" = 0)))),
+                ("complete_step" = (operation_id = "complete_workflow_step", parameters(("id" = "$response.body#/id"), ("index" = "0")))),
                 ("transition" = (operation_id = "transition_workflow", parameters(("id" = "$response.body#/id")))),
             )),
         (status = 400, description = "The JSON is malformed, or the ticket key is not like PROJ-123",
@@ -101,7 +101,7 @@ pub async fn start(
     responses(
         (status = 200, description = "The workflow", body = Workflow,
             links(
-                ("complete_step" = (operation_id = "complete_workflow_step", parameters(("id" = "$response.body#/id"), ("index" = 0)))),
+                ("complete_step" = (operation_id = "complete_workflow_step", parameters(("id" = "$response.body#/id"), ("index" = "0")))),
                 ("transition" = (operation_id = "transition_workflow", parameters(("id" = "$response.body#/id")))),
             )),
         (status = 400, description = "The id is not a UUID", body = ErrorBody),
