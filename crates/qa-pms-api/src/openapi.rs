@@ -16,7 +16,7 @@
 use std::sync::LazyLock;
 
 use bytes::Bytes;
-use qa_pms_core::{TicketKey, WorkflowAction};
+use qa_pms_core::{CacheKind, TicketKey, WorkflowAction};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -24,7 +24,6 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use crate::error::ApiError;
-use crate::routes::admin::CacheName;
 use crate::routes::{
     admin, catalog, dashboard, health, index, search, templates, tickets, webhooks, workflows,
 };
@@ -73,7 +72,7 @@ pub const CACHE_EXTENSION: &str = "x-cache";
         admin::purge_key,
         admin::warm_up,
     ),
-    components(schemas(ErrorBody, TicketKey, WorkflowAction, CacheName)),
+    components(schemas(ErrorBody, TicketKey, WorkflowAction, CacheKind)),
     modifiers(&AdminToken, &PropertyCounts),
     tags(
         (name = "service", description = "The index, health, metrics and this document"),

@@ -60,20 +60,8 @@ async fn authorized(expected: [u8; 32], request: Request, next: Next) -> Respons
     next.run(request).await
 }
 
-/// The name of a cache (`qa_pms_core::CacheKind`), for the document.
-#[allow(dead_code, reason = "the document's schema of CacheKind, never built")]
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum CacheName {
-    Tickets,
-    Search,
-    Metrics,
-    Templates,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CacheReport {
-    #[schema(value_type = CacheName)]
     pub cache: CacheKind,
     pub settings: SettingsReport,
     pub entries: u64,
@@ -157,7 +145,6 @@ pub async fn stats(State(state): State<AppState>) -> Json<StatsReport> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Purged {
-    #[schema(value_type = CacheName)]
     cache: CacheKind,
     /// The key purged; `null`: every key.
     key: Option<String>,
@@ -173,7 +160,7 @@ pub struct Purged {
     tag = "admin",
     operation_id = "admin_purge_cache",
     security(("admin_token" = [])),
-    params(("cache" = CacheName, Path, description = "Which cache")),
+    params(("cache" = CacheKind, Path, description = "Which cache")),
     responses(
         (status = 200, description = "Purged", body = Purged),
         (status = 400, description = "No such cache", body = ErrorBody),
@@ -199,7 +186,7 @@ pub async fn purge_all(
     tag = "admin",
     operation_id = "admin_purge_key",
     security(("admin_token" = [])),
-    params(("cache" = CacheName, Path, description = "Which cache"), ("key" = String, Path, description = "The key, as the cache writes it")),
+    params(("cache" = CacheKind, Path, description = "Which cache"), ("key" = String, Path, description = "The key, as the cache writes it")),
     responses(
         (status = 200, description = "Purged", body = Purged),
         (status = 400, description = "No such cache, or not a key of that cache", body = ErrorBody),
@@ -277,7 +264,6 @@ pub struct WarmRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WarmReport {
-    #[schema(value_type = CacheName)]
     cache: CacheKind,
     /// Keys asked for.
     requested: usize,
@@ -296,7 +282,7 @@ pub struct WarmReport {
     tag = "admin",
     operation_id = "admin_warm_cache",
     security(("admin_token" = [])),
-    params(("cache" = CacheName, Path, description = "Which cache")),
+    params(("cache" = CacheKind, Path, description = "Which cache")),
     request_body = WarmRequest,
     responses(
         (status = 200, description = "What the warm-up loaded here", body = WarmReport),

@@ -20,7 +20,7 @@ use crate::template::WorkflowTemplate;
 use crate::ticket::{JiraTicket, TicketKey};
 
 /// The four caches; `as_str` is the `cache_type` label on `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CacheKind {
     Tickets,
