@@ -41,24 +41,93 @@ impl Default for Limits {
     }
 }
 
+/// One layer of the stack [`apply`] builds, to leave out with [`apply_without`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    PanicCatcher,
+    RequestId,
+    Trace,
+    Metrics,
+    BodyLimit,
+    Consistency,
+    MarkUnconfirmed,
+    Timeout,
+    NotModified,
+}
+
+impl LayerKind {
+    /// Outermost first.
+    pub const ALL: [LayerKind; 9] = [
+        LayerKind::PanicCatcher,
+        LayerKind::RequestId,
+        LayerKind::Trace,
+        LayerKind::Metrics,
+        LayerKind::BodyLimit,
+        LayerKind::Consistency,
+        LayerKind::MarkUnconfirmed,
+        LayerKind::Timeout,
+        LayerKind::NotModified,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerKind::PanicCatcher => "panic catcher",
+            LayerKind::RequestId => "request id",
+            LayerKind::Trace => "tracing span",
+            LayerKind::Metrics => "metrics",
+            LayerKind::BodyLimit => "body limit",
+            LayerKind::Consistency => "consistency token",
+            LayerKind::MarkUnconfirmed => "mark_unconfirmed",
+            LayerKind::Timeout => "timeout",
+            LayerKind::NotModified => "not_modified (304)",
+        }
+    }
+}
+
+/// Puts `router` behind the production middleware.
 pub fn apply(router: Router<AppState>, state: &AppState, limits: Limits) -> Router<AppState> {
+    apply_without(router, state, limits, &[])
+}
+
+/// [`apply`] with the layers in `without` left out: the load harness measures what each layer
+/// costs this way. Production code calls [`apply`].
+pub fn apply_without(
+    router: Router<AppState>,
+    state: &AppState,
+    limits: Limits,
+    without: &[LayerKind],
+) -> Router<AppState> {
+    let on = |layer: LayerKind| !without.contains(&layer);
     let timeout = limits.request_timeout;
-    router
-        .layer(middleware::from_fn(not_modified))
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
+    let mut router = router;
+    if on(LayerKind::NotModified) {
+        router = router.layer(middleware::from_fn(not_modified));
+    }
+    if on(LayerKind::Timeout) {
+        router = router.layer(middleware::from_fn(move |request: Request, next: Next| {
             with_timeout(timeout, request, next)
-        }))
-        .layer(middleware::from_fn_with_state(
+        }));
+    }
+    if on(LayerKind::MarkUnconfirmed) {
+        router = router.layer(middleware::from_fn_with_state(
             state.clone(),
             mark_unconfirmed,
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), consistency))
-        .layer(DefaultBodyLimit::max(limits.body_limit))
-        .layer(middleware::from_fn_with_state(
+        ));
+    }
+    if on(LayerKind::Consistency) {
+        router = router.layer(middleware::from_fn_with_state(state.clone(), consistency));
+    }
+    if on(LayerKind::BodyLimit) {
+        router = router.layer(DefaultBodyLimit::max(limits.body_limit));
+    }
+    if on(LayerKind::Metrics) {
+        router = router.layer(middleware::from_fn_with_state(
             state.clone(),
             record_metrics,
-        ))
-        .layer(
+        ));
+    }
+    if on(LayerKind::Trace) {
+        router = router.layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let route = request
                     .extensions()
@@ -71,12 +140,19 @@ pub fn apply(router: Router<AppState>, state: &AppState, limits: Limits) -> Rout
                     .unwrap_or("-");
                 tracing::info_span!("request", method = %request.method(), route, request_id)
             }),
-        )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(CatchPanicLayer::custom(|_panic| {
+        );
+    }
+    if on(LayerKind::RequestId) {
+        router = router
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+    }
+    if on(LayerKind::PanicCatcher) {
+        router = router.layer(CatchPanicLayer::custom(|_panic| {
             ApiError::Internal("handler panicked".into()).into_response()
-        }))
+        }));
+    }
+    router
 }
 
 async fn with_timeout(timeout: Duration, request: Request, next: Next) -> Response {

@@ -52,10 +52,40 @@ pub fn client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
+/// The raw outcome of one [`drive_samples`]: every latency, the errors and the time it took.
+#[derive(Debug, Clone, Default)]
+pub struct Run {
+    pub samples: Samples,
+    pub errors: u64,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Adds another run of the same scenario (the rounds of an interleaved comparison).
+    pub fn add(&mut self, other: Run) {
+        self.samples.extend(other.samples);
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+    }
+
+    pub fn measured(&self) -> Measured {
+        Measured::from_samples(&self.samples, self.errors, self.elapsed)
+    }
+}
+
 /// Runs `request` on `load.connections` connections for `load.duration`. `request` gets the
 /// connection's client, a per-connection random generator and the connection index, and returns
 /// whether the response was the expected one.
 pub async fn drive<F, Fut>(load: Load, request: F) -> Measured
+where
+    F: Fn(reqwest::Client, StdRng, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (StdRng, bool)> + Send,
+{
+    drive_samples(load, request).await.measured()
+}
+
+/// [`drive`], returning the samples rather than their summary.
+pub async fn drive_samples<F, Fut>(load: Load, request: F) -> Run
 where
     F: Fn(reqwest::Client, StdRng, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = (StdRng, bool)> + Send,
@@ -94,7 +124,11 @@ where
             errors += e;
         }
     }
-    Measured::from_samples(&all, errors, started.elapsed())
+    Run {
+        samples: all,
+        errors,
+        elapsed: started.elapsed(),
+    }
 }
 
 /// A GET that must answer 2xx with the given `X-Cache-Status`, if any.
@@ -108,6 +142,26 @@ pub async fn get_expecting(client: &reqwest::Client, url: &str, cache: Option<&s
                     .get("x-cache-status")
                     .is_some_and(|got| got.as_bytes() == want.as_bytes())
             });
+            response.bytes().await.is_ok() && status_ok && cache_ok
+        }
+        Err(_) => false,
+    }
+}
+
+/// A GET with `If-None-Match: etag` that must answer 304 Not Modified from the cache (a HIT).
+pub async fn get_not_modified(client: &reqwest::Client, url: &str, etag: &str) -> bool {
+    match client
+        .get(url)
+        .header(reqwest::header::IF_NONE_MATCH, etag)
+        .send()
+        .await
+    {
+        Ok(response) => {
+            let status_ok = response.status() == reqwest::StatusCode::NOT_MODIFIED;
+            let cache_ok = response
+                .headers()
+                .get("x-cache-status")
+                .is_some_and(|got| got.as_bytes() == b"HIT");
             response.bytes().await.is_ok() && status_ok && cache_ok
         }
         Err(_) => false,
