@@ -6,8 +6,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::http::header::{AGE, CONTENT_TYPE, ETAG};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use qa_pms_core::cache::{Lookup, LookupStatus};
 
@@ -26,6 +27,10 @@ const UPDATING_STATUS: HeaderValue =
     HeaderValue::from_static("qa-pms; hit; fwd=stale; detail=stale-while-revalidate");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const FWD_MISS: HeaderValue = HeaderValue::from_static("qa-pms; fwd=miss");
+
+/// Headers of a cached response once it leaves the stack: the five set here, `X-Request-Id` and
+/// `Content-Length`.
+const RESPONSE_HEADERS: usize = 8;
 
 /// Seconds covered by the prebuilt header values below: an hour.
 const PREBUILT_SECONDS: u64 = 3_600;
@@ -127,21 +132,20 @@ impl<V> IntoResponse for Cached<V> {
             }
             LookupStatus::Bypass => (MISS, HeaderValue::from_static("qa-pms; fwd=bypass")),
         };
-        let mut response = (
-            [
-                (CONTENT_TYPE, JSON),
-                (X_CACHE_STATUS, x_cache),
-                (CACHE_STATUS, cache_status),
-            ],
-            entry.json().clone(),
-        )
-            .into_response();
+        // Room for these headers and those added on the way out (`X-Request-Id`,
+        // `Content-Length`): the map is allocated once and never grows.
+        let mut headers = HeaderMap::with_capacity(RESPONSE_HEADERS);
+        headers.insert(CONTENT_TYPE, JSON);
+        headers.insert(X_CACHE_STATUS, x_cache);
+        headers.insert(CACHE_STATUS, cache_status);
         if let Some(age) = age {
-            response.headers_mut().insert(AGE, age);
+            headers.insert(AGE, age);
         }
         if let Ok(etag) = HeaderValue::from_str(entry.etag()) {
-            response.headers_mut().insert(ETAG, etag);
+            headers.insert(ETAG, etag);
         }
+        let mut response = Response::new(Body::from(entry.json().clone()));
+        *response.headers_mut() = headers;
         response
     }
 }

@@ -4,20 +4,24 @@
 //! read from each cache's own atomic counters when `/metrics` is scraped, so the numbers on
 //! `/metrics` and those of `AppCache::stats` are one and the same.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use axum::extract::MatchedPath;
+use axum::http::StatusCode;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricType};
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
+    Registry, TextEncoder,
 };
 use qa_pms_core::cache::LOAD_BUCKETS;
 use qa_pms_core::{AppCache, CacheKind};
 use qa_pms_upstream::{Upstream, DURATION_BUCKETS};
 
 use crate::invalidation::Outbox;
+use crate::layers::UNMATCHED_ROUTE;
 
 const HTTP_BUCKETS: [f64; 16] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -112,6 +116,15 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    fn route_metrics(&self, method: &'static str, route: &str) -> RouteMetrics {
+        RouteMetrics {
+            method,
+            route: route.into(),
+            duration: self.http_duration.with_label_values(&[method, route]),
+            statuses: Default::default(),
+        }
+    }
+
     /// Counts the invalidations a read of the outbox applied, if it followed a lost feed.
     pub fn invalidations_replayed(&self, replaying: bool, applied: usize) {
         if replaying {
@@ -127,6 +140,112 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// (method, route) pairs one [`EndpointMetrics`] keeps handles for. An endpoint of the router
+/// serves one route (or none: `unmatched`), with one method or, for a fallback, a few.
+const ROUTE_SLOTS: usize = 8;
+/// Statuses one route keeps counters for (200, 304, 400, 404, ...).
+const STATUS_SLOTS: usize = 8;
+
+/// The HTTP metrics of one endpoint of the router, with their handles resolved on a route's first
+/// request and kept: later requests find their counter and histogram by comparing a few keys,
+/// without hashing the label values, taking the vectors' lock or cloning handles, as
+/// `with_label_values` does. Hand-written rather than a concurrent map crate: the keys of an
+/// endpoint are few and fixed once seen, so an array of `OnceLock`s, read without any write, is
+/// all it takes. Beyond its slots an endpoint counts through `with_label_values`, as before.
+#[derive(Default)]
+pub struct EndpointMetrics {
+    routes: [OnceLock<RouteMetrics>; ROUTE_SLOTS],
+}
+
+/// Which series a request is counted in, as found when it arrives.
+pub enum HttpSeries {
+    /// The slot of its method and route.
+    Known(usize),
+    /// Its method and route were not seen yet: resolved when it is counted.
+    New {
+        method: &'static str,
+        route: Option<MatchedPath>,
+    },
+}
+
+struct RouteMetrics {
+    method: &'static str,
+    route: Box<str>,
+    duration: Histogram,
+    statuses: [OnceLock<(StatusCode, IntCounter)>; STATUS_SLOTS],
+}
+
+impl EndpointMetrics {
+    /// The series of a request with this method (a label from a fixed set) and matched route.
+    pub fn series(&self, method: &'static str, route: Option<&MatchedPath>) -> HttpSeries {
+        let label = route.map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+        for (i, slot) in self.routes.iter().enumerate() {
+            match slot.get() {
+                Some(known) if known.method == method && *known.route == *label => {
+                    return HttpSeries::Known(i)
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        HttpSeries::New {
+            method,
+            route: route.cloned(),
+        }
+    }
+
+    /// Counts a request of `series` answered with `status` after `elapsed`.
+    pub fn observe(
+        &self,
+        metrics: &Metrics,
+        series: &HttpSeries,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
+        let route = match series {
+            HttpSeries::Known(i) => self.routes[*i].get(),
+            HttpSeries::New { method, route } => {
+                let label = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+                let found = self
+                    .routes
+                    .iter()
+                    .map(|slot| slot.get_or_init(|| metrics.route_metrics(method, label)))
+                    .find(|known| known.method == *method && *known.route == *label);
+                if found.is_none() {
+                    metrics.observe_request(method, label, status.as_str(), elapsed);
+                }
+                found
+            }
+        };
+        if let Some(route) = route {
+            route.observe(metrics, status, elapsed);
+        }
+    }
+}
+
+impl RouteMetrics {
+    fn observe(&self, metrics: &Metrics, status: StatusCode, elapsed: Duration) {
+        let counter = self
+            .statuses
+            .iter()
+            .map(|slot| {
+                slot.get_or_init(|| {
+                    let labels = [self.method, &self.route, status.as_str()];
+                    (status, metrics.http_requests.with_label_values(&labels))
+                })
+            })
+            .find(|(known, _)| *known == status);
+        match counter {
+            Some((_, counter)) => counter.inc(),
+            None => metrics
+                .http_requests
+                .with_label_values(&[self.method, &self.route, status.as_str()])
+                .inc(),
+        }
+        self.duration.observe(elapsed.as_secs_f64());
     }
 }
 

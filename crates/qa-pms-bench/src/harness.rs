@@ -5,18 +5,25 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::header::CONTENT_TYPE;
+use anyhow::Context;
+use axum::body::Body;
+use axum::http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::Request;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use qa_pms_api::layers::{self, LayerKind, Limits};
 use qa_pms_api::{AppConfig, AppState};
 use qa_pms_core::template::BUG_FIX_ID;
 use qa_pms_core::{CacheConfig, CacheKind, JiraTicket, Period, TicketKey, WorkflowTemplate};
 use rand::Rng;
 use serde::Serialize;
 use serde_json::json;
+use tower::ServiceExt;
 
-use crate::load::{self, drive, get_expecting, Load, Measured};
+use crate::load::{
+    self, drive, drive_samples, get_expecting, get_not_modified, Load, Measured, Run,
+};
 use crate::stats::Samples;
 use crate::zipf::Zipf;
 use crate::Sizes;
@@ -35,9 +42,19 @@ pub struct LoadArgs {
     /// Where to write the latency chart.
     #[arg(long, default_value = "bench-out/load.svg")]
     pub svg: std::path::PathBuf,
-    /// Run only the scenarios whose name contains this text (for profiling one of them).
+    /// Run only the scenarios whose name contains this text (for profiling one of them);
+    /// `stack`: the stack against the minimal server alone; `layers`: the per-layer cost alone.
     #[arg(long)]
     pub only: Option<String>,
+    /// Rounds the comparison of the stack with the minimal server is interleaved in (each
+    /// scenario runs `duration / rounds` per round), so that a slower moment of a shared machine
+    /// weighs on all of them alike.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
+    /// The per-layer measurement sends exactly this many requests per variant (after a warm-up)
+    /// instead of running for a time: for counting instructions with callgrind.
+    #[arg(long)]
+    pub layer_requests: Option<u32>,
 }
 
 impl LoadArgs {
@@ -46,6 +63,7 @@ impl LoadArgs {
         if smoke {
             args.duration = Duration::from_millis(300);
             args.connections = args.connections.min(4);
+            args.rounds = 1;
         }
         args
     }
@@ -89,6 +107,8 @@ pub struct Report {
     pub rss_before_fill_kib: u64,
     pub rss_after_fill_kib: u64,
     pub rss_peak_kib: u64,
+    /// What the stack costs, layer by layer, in process (see [`layer_costs`]).
+    pub layers: Vec<LayerRow>,
 }
 
 impl Report {
@@ -130,6 +150,34 @@ fn static_json<S: Clone + Send + Sync + 'static>(path: &str, body: Bytes) -> Rou
     )
 }
 
+/// [`static_json`] with the headers a cached hit carries after the stack (values of the same
+/// length): what the wire and the client cost for them, apart from any middleware.
+fn with_hit_headers(path: &str, body: Bytes) -> Router {
+    use axum::http::header::{AGE, ETAG};
+    use axum::http::HeaderName;
+    const HEADERS: [(HeaderName, &str); 6] = [
+        (CONTENT_TYPE, "application/json"),
+        (HeaderName::from_static("x-cache-status"), "HIT"),
+        (
+            HeaderName::from_static("cache-status"),
+            "qa-pms; hit; ttl=299",
+        ),
+        (AGE, "1"),
+        (ETAG, "\"0123456789abcdef0123456789abcdef\""),
+        (
+            HeaderName::from_static("x-request-id"),
+            "01234567-89ab-4def-8123-456789abcdef",
+        ),
+    ];
+    Router::new().route(
+        path,
+        get(move || {
+            let body = body.clone();
+            async move { (HEADERS, body) }
+        }),
+    )
+}
+
 async fn start(store: Arc<dyn qa_pms_storage::Store>) -> anyhow::Result<Servers> {
     // The reference bytes: exactly what a cached ticket response carries.
     let ticket = store.ticket(&TicketKey::parse("PROJ-1")?).await?;
@@ -142,7 +190,8 @@ async fn start(store: Arc<dyn qa_pms_storage::Store>) -> anyhow::Result<Servers>
         ..AppConfig::default()
     };
     let (uncached_router, _) = qa_pms_api::build(Arc::clone(&store), uncached_config);
-    let minimal_router = static_json("/", body);
+    let minimal_router =
+        static_json("/", body.clone()).merge(with_hit_headers("/hit-headers", body));
     let (cached, a) = listen(cached_router).await?;
     let (uncached, b) = listen(uncached_router).await?;
     let (minimal, c) = listen(minimal_router).await?;
@@ -200,13 +249,6 @@ pub async fn run(
     let search = "/api/v1/search?query=login+api";
 
     let plain: Vec<(&str, String, Option<&'static str>)> = vec![
-        ("limit: minimal axum", format!("{}/", servers.minimal), None),
-        ("limit: bare route", format!("{cached}/bench/bare"), None),
-        (
-            "1 ticket HIT",
-            format!("{cached}/api/v1/tickets/PROJ-1"),
-            Some("HIT"),
-        ),
         (
             "2 ticket MISS",
             format!("{uncached}/api/v1/tickets/PROJ-1"),
@@ -219,6 +261,22 @@ pub async fn run(
         ("5 template HIT", format!("{cached}{template}"), Some("HIT")),
     ];
     let wanted = |name: &str| args.only.as_deref().is_none_or(|only| name.contains(only));
+    // The limits, the ticket HIT and the 304 are compared with each other, in one interleaved
+    // run (`--only stack` asks for the five).
+    let stack_wanted: Vec<&str> = STACK
+        .into_iter()
+        .filter(|name| args.only.as_deref() == Some("stack") || wanted(name))
+        .collect();
+    if !stack_wanted.is_empty() {
+        stack(
+            &mut report,
+            &servers,
+            load,
+            args.rounds.max(1),
+            &stack_wanted,
+        )
+        .await?;
+    }
     let client = load::client();
     for (name, url, cache) in plain.into_iter().filter(|(name, ..)| wanted(name)) {
         // Fill the cache so that a HIT scenario measures hits only.
@@ -228,7 +286,7 @@ pub async fn run(
     }
     // Throughput ratios to the two limits, measured above in this run.
     let rps = |name: &str| report.measured(name).map_or(f64::NAN, |m| m.rps);
-    let (minimal_rps, bare_rps) = (rps("limit: minimal axum"), rps("limit: bare route"));
+    let (minimal_rps, bare_rps) = (rps(MINIMAL), rps(BARE));
     for s in &mut report.scenarios {
         s.vs_bare = Some(s.measured.rps / bare_rps);
         s.vs_minimal = Some(s.measured.rps / minimal_rps);
@@ -245,6 +303,9 @@ pub async fn run(
     }
     if wanted("9 memory") {
         fill_to_capacity(&mut report, &servers, store.as_ref()).await?;
+    }
+    if wanted("layers: per-layer cost") || args.only.as_deref() == Some("layers") {
+        report.layers = layer_costs(Arc::clone(&store), load.duration, args.layer_requests).await?;
     }
 
     print(&report);
@@ -264,6 +325,257 @@ pub async fn run(
     std::fs::write(&svg_path, crate::svg::latency_chart(&report))?;
     println!("wrote {} and {}", json_path.display(), svg_path.display());
     Ok(())
+}
+
+const MINIMAL: &str = "limit: minimal axum";
+const BARE: &str = "limit: bare route";
+const HIT: &str = "1 ticket HIT";
+const NOT_MODIFIED: &str = "1 ticket 304";
+const MINIMAL_HIT_HEADERS: &str = "limit: minimal, HIT headers";
+/// The scenarios [`stack`] measures together.
+const STACK: [&str; 5] = [MINIMAL, MINIMAL_HIT_HEADERS, BARE, HIT, NOT_MODIFIED];
+/// What the whole stack should keep of the minimal server's throughput.
+pub const GOAL_VS_MINIMAL: f64 = 0.9;
+
+/// What a request of a scenario must answer.
+#[derive(Clone)]
+enum Expect {
+    /// 2xx, with this `X-Cache-Status` if any.
+    Ok(Option<&'static str>),
+    /// 304 from the cache for `If-None-Match` with this tag.
+    NotModified(Arc<str>),
+}
+
+async fn run_gets(load: Load, url: &str, expect: &Expect) -> Run {
+    let (url, expect) = (Arc::<str>::from(url), expect.clone());
+    drive_samples(load, move |client, rng, _| {
+        let (url, expect) = (Arc::clone(&url), expect.clone());
+        async move {
+            let ok = match &expect {
+                Expect::Ok(cache) => get_expecting(&client, &url, *cache).await,
+                Expect::NotModified(etag) => get_not_modified(&client, &url, etag).await,
+            };
+            (rng, ok)
+        }
+    })
+    .await
+}
+
+/// Scenario 1 and the limits: the minimal axum server (also with the headers of a hit), the bare
+/// route behind the middleware, a ticket HIT and a ticket 304 (`If-None-Match` with the ETag of
+/// a first GET), those of them `wanted`, in `rounds` interleaved rounds after one warm-up each,
+/// so that their ratios come from the same moments.
+async fn stack(
+    report: &mut Report,
+    servers: &Servers,
+    load: Load,
+    rounds: u32,
+    wanted: &[&str],
+) -> anyhow::Result<()> {
+    let ticket = format!("{}/api/v1/tickets/PROJ-1", servers.cached);
+    // Fills the cache, and gives the tag the 304s send back.
+    let first = load::client().get(&ticket).send().await?;
+    let etag = first
+        .headers()
+        .get(ETAG)
+        .context("a cached ticket has an ETag")?
+        .to_str()?
+        .to_owned();
+    first.bytes().await?;
+    let mut targets = vec![
+        (MINIMAL, format!("{}/", servers.minimal), Expect::Ok(None)),
+        (
+            MINIMAL_HIT_HEADERS,
+            format!("{}/hit-headers", servers.minimal),
+            Expect::Ok(Some("HIT")),
+        ),
+        (
+            BARE,
+            format!("{}/bench/bare", servers.cached),
+            Expect::Ok(None),
+        ),
+        (HIT, ticket.clone(), Expect::Ok(Some("HIT"))),
+        (NOT_MODIFIED, ticket, Expect::NotModified(etag.into())),
+    ];
+    targets.retain(|(name, ..)| wanted.contains(name));
+    for (_, url, expect) in &targets {
+        run_gets(warm_up(load), url, expect).await;
+    }
+    let round = Load {
+        duration: load.duration / rounds,
+        ..load
+    };
+    let mut runs = vec![Run::default(); targets.len()];
+    for r in 0..rounds as usize {
+        // Each round starts with another scenario, so that none is always first.
+        for i in (0..targets.len()).map(|i| (i + r) % targets.len()) {
+            let (_, url, expect) = &targets[i];
+            runs[i].add(run_gets(round, url, expect).await);
+        }
+    }
+    for ((name, ..), run) in targets.iter().zip(runs) {
+        report.scenarios.push(Scenario::new(*name, run.measured()));
+    }
+    Ok(())
+}
+
+/// One line of the per-layer table.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerRow {
+    pub variant: String,
+    /// Time per request: the 10th percentile of the means of the variant's batches.
+    pub ns_per_request: f64,
+    /// What the line costs: for a stack without one layer, that layer (full stack minus this
+    /// line); for the full stack, the whole stack (full stack minus no middleware).
+    pub cost_ns: Option<f64>,
+}
+
+/// Requests per batch of the in-process measurement.
+const LAYER_BATCH: u32 = 100;
+
+type MakeRequest = Box<dyn Fn() -> Request<Body> + Send + Sync>;
+
+/// Per-layer cost, in process: requests sent straight into the router (`oneshot`, no sockets, no
+/// client), one at a time, through the full stack, the stack without each layer in turn, and no
+/// middleware at all, all serving the bare route; then a ticket HIT and a ticket 304 through the
+/// full stack. The variants take turns batch by batch for `2 × duration`, and each line is the
+/// 10th percentile of its batches' means: another process on the machine can only make a batch
+/// slower.
+///
+/// With `exact_requests` set, every variant runs one warm-up batch and then one batch of that
+/// many requests instead, for counting instructions: under
+/// `valgrind --tool=callgrind --toggle-collect='*run_requests*' --dump-after='*run_requests*'`
+/// each measured batch is one dump, in the order of the table, after the warm-ups.
+async fn layer_costs(
+    store: Arc<dyn qa_pms_storage::Store>,
+    duration: Duration,
+    exact_requests: Option<u32>,
+) -> anyhow::Result<Vec<LayerRow>> {
+    let ticket = store.ticket(&TicketKey::parse("PROJ-1")?).await?;
+    let body = Bytes::from(serde_json::to_vec(&ticket)?);
+    let config = AppConfig::default();
+    let stack = |without: &[LayerKind]| -> anyhow::Result<Router> {
+        let state = AppState::new(Arc::clone(&store), &config)?;
+        let routes = static_json("/bench/bare", body.clone());
+        Ok(layers::apply_without(routes, &state, Limits::default(), without).with_state(state))
+    };
+    let get = |uri: &str, etag: Option<&str>| -> MakeRequest {
+        let (uri, etag) = (uri.to_owned(), etag.map(str::to_owned));
+        Box::new(move || {
+            let mut request = Request::get(uri.as_str());
+            if let Some(etag) = &etag {
+                request = request.header(IF_NONE_MATCH, etag.as_str());
+            }
+            request.body(Body::empty()).expect("a valid request")
+        })
+    };
+    let mut variants: Vec<(String, Router, MakeRequest)> = Vec::new();
+    let bare = "/bench/bare";
+    variants.push((
+        "no middleware".into(),
+        stack(&LayerKind::ALL)?,
+        get(bare, None),
+    ));
+    variants.push(("full stack".into(), stack(&[])?, get(bare, None)));
+    for kind in LayerKind::ALL {
+        variants.push((
+            format!("  without {}", kind.name()),
+            stack(&[kind])?,
+            get(bare, None),
+        ));
+    }
+    // The real app for a HIT and a 304.
+    let (app, _) = qa_pms_api::build(Arc::clone(&store), AppConfig::default());
+    let uri = "/api/v1/tickets/PROJ-1";
+    let first = app.clone().oneshot(get(uri, None)()).await?;
+    let etag = first
+        .headers()
+        .get(ETAG)
+        .context("a cached ticket has an ETag")?
+        .to_str()?
+        .to_owned();
+    variants.push(("ticket HIT, full stack".into(), app.clone(), get(uri, None)));
+    variants.push(("ticket 304, full stack".into(), app, get(uri, Some(&etag))));
+
+    // Polling on this thread, outside the scheduler: the variants' futures are all ready at once.
+    let times = tokio::task::block_in_place(|| {
+        let mut times = vec![Vec::new(); variants.len()];
+        let ns = |elapsed: Duration, n: u32| elapsed.as_nanos() as f64 / f64::from(n);
+        match exact_requests {
+            Some(n) => {
+                for (_, router, make) in &variants {
+                    run_requests(router, make.as_ref(), LAYER_BATCH);
+                }
+                for (i, (_, router, make)) in variants.iter().enumerate() {
+                    times[i].push(ns(run_requests(router, make.as_ref(), n), n));
+                }
+            }
+            None => {
+                let started = Instant::now();
+                let mut round = 0;
+                while started.elapsed() < 2 * duration || round < 2 {
+                    for (i, (_, router, make)) in variants.iter().enumerate() {
+                        let elapsed = run_requests(router, make.as_ref(), LAYER_BATCH);
+                        if round > 0 {
+                            times[i].push(ns(elapsed, LAYER_BATCH));
+                        }
+                    }
+                    round += 1;
+                }
+            }
+        }
+        times
+    });
+    let low = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 10]
+    };
+    let ns: Vec<f64> = times.into_iter().map(low).collect();
+    let (none, full) = (ns[0], ns[1]);
+    Ok(variants
+        .iter()
+        .zip(&ns)
+        .enumerate()
+        .map(|(i, ((variant, ..), &t))| LayerRow {
+            variant: variant.clone(),
+            ns_per_request: t,
+            cost_ns: if i == 1 {
+                Some(full - none)
+            } else if (2..2 + LayerKind::ALL.len()).contains(&i) {
+                Some(full - t)
+            } else {
+                None
+            },
+        })
+        .collect())
+}
+
+/// Sends `n` requests into `router` one after the other, reading each response's body; how long
+/// that took.
+#[inline(never)]
+fn run_requests(
+    router: &Router,
+    make: &(dyn Fn() -> Request<Body> + Send + Sync),
+    n: u32,
+) -> Duration {
+    let started = Instant::now();
+    for _ in 0..n {
+        let response = ready(router.clone().oneshot(make())).expect("a router never fails");
+        let _ = ready(axum::body::to_bytes(response.into_body(), usize::MAX));
+    }
+    started.elapsed()
+}
+
+/// Polls `future` on this thread until it is ready (at once, for the routes measured here).
+fn ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::yield_now();
+    }
 }
 
 /// Keys the Zipf scenarios draw from (fewer if the dataset has fewer tickets).
@@ -554,10 +866,12 @@ fn print(report: &Report) {
             s.measured.errors
         );
     }
+    print_goal(report);
+    print_layers(report);
     let p50 = |name: &str| report.measured(name).map_or(f64::NAN, |m| m.p50_us);
     println!(
         "\nticket HIT p50 / MISS p50: {:.3};  kpi-90d MISS p50 / HIT p50: {:.0}x",
-        p50("1 ticket HIT") / p50("2 ticket MISS"),
+        p50(HIT) / p50("2 ticket MISS"),
         p50("4 kpi-90d MISS") / p50("4 kpi-90d HIT")
     );
     println!(
@@ -580,4 +894,75 @@ fn print(report: &Report) {
         report.rss_after_fill_kib / 1024,
         report.rss_peak_kib / 1024
     );
+}
+
+/// The stack against the minimal server, next to the goal.
+fn print_goal(report: &Report) {
+    let rps = |name: &str| report.measured(name).map(|m| m.rps);
+    let cpu = |name: &str| report.measured(name).and_then(|m| m.cpu_us_per_request);
+    let Some(minimal) = rps(MINIMAL) else {
+        return;
+    };
+    let with_headers = rps(MINIMAL_HIT_HEADERS);
+    println!(
+        "\nthe stack against the minimal axum server (same run, interleaved rounds)\n\
+         {:<30} {:>8} {:>6} {:>7} {:<7} {:>9} {:>9} {:>9}",
+        "", "req/s", "÷min", "goal", "", "CPU µs/r", "÷min CPU", "÷min,hdrs"
+    );
+    for name in [MINIMAL, MINIMAL_HIT_HEADERS, BARE, HIT, NOT_MODIFIED] {
+        let Some(r) = rps(name) else { continue };
+        let ratio = r / minimal;
+        let (goal, verdict) = if matches!(name, MINIMAL | MINIMAL_HIT_HEADERS) {
+            (String::new(), "")
+        } else if ratio >= GOAL_VS_MINIMAL {
+            (format!(">= {GOAL_VS_MINIMAL:.2}"), "met")
+        } else {
+            (format!(">= {GOAL_VS_MINIMAL:.2}"), "not met")
+        };
+        let fmt =
+            |v: Option<f64>, digits: usize| v.map_or(String::new(), |v| format!("{v:.digits$}"));
+        let cpu_ratio = cpu(MINIMAL).zip(cpu(name)).map(|(m, c)| m / c);
+        let vs_headers = with_headers.filter(|_| matches!(name, HIT | NOT_MODIFIED));
+        println!(
+            "{name:<30} {r:>8.0} {ratio:>6.3} {goal:>7} {verdict:<7} {:>9} {:>9} {:>9}",
+            fmt(cpu(name), 1),
+            fmt(cpu_ratio, 2),
+            fmt(vs_headers.map(|h| r / h), 2)
+        );
+    }
+    if let (Some(hit), Some(not_modified)) = (rps(HIT), rps(NOT_MODIFIED)) {
+        let ratio = not_modified / hit;
+        let verdict = if ratio > 1.0 { "met" } else { "not met" };
+        let cpu_ratio = cpu(HIT)
+            .zip(cpu(NOT_MODIFIED))
+            .map_or(String::new(), |(h, n)| format!("{:.2}", h / n));
+        println!(
+            "{:<30} {:>8} {ratio:>6.3} {:>7} {verdict:<7} {:>9} {cpu_ratio:>9}",
+            "1 ticket 304 ÷ 1 ticket HIT", "", "> 1.00", ""
+        );
+    }
+    println!(
+        "÷min CPU: the same ratio from the process's CPU time per request (client and server), \
+         which other load on the machine hardly moves; ÷min,hdrs: against the minimal server \
+         answering the same bytes with the headers of a hit"
+    );
+}
+
+fn print_layers(report: &Report) {
+    if report.layers.is_empty() {
+        return;
+    }
+    println!(
+        "\nper-layer cost, in process (requests straight into the router, one at a time; \
+         10th percentile of batches of {LAYER_BATCH})\n{:<34} {:>10} {:>10}",
+        "variant (bare route unless named)", "ns/req", "cost ns"
+    );
+    for row in &report.layers {
+        println!(
+            "{:<34} {:>10.0} {:>10}",
+            row.variant,
+            row.ns_per_request,
+            row.cost_ns.map_or(String::new(), |c| format!("{c:.0}"))
+        );
+    }
 }
