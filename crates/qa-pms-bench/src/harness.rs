@@ -107,6 +107,10 @@ pub struct Report {
     pub rss_before_fill_kib: u64,
     pub rss_after_fill_kib: u64,
     pub rss_peak_kib: u64,
+    /// What the caches' entries cost with every cache full (`CacheStats::bytes`), and the sum of
+    /// their byte budgets.
+    pub cache_bytes_full: u64,
+    pub cache_budget_bytes: u64,
     /// What the stack costs, layer by layer, in process (see [`layer_costs`]).
     pub layers: Vec<LayerRow>,
 }
@@ -844,6 +848,10 @@ async fn fill_to_capacity(
     cache.run_pending_tasks().await;
     report.rss_after_fill_kib = rss_kib("VmRSS:");
     report.rss_peak_kib = rss_kib("VmHWM:");
+    for kind in CacheKind::ALL {
+        report.cache_bytes_full += cache.stats(kind).bytes;
+        report.cache_budget_bytes += cache.settings(kind).max_bytes.unwrap_or(0);
+    }
     Ok(())
 }
 
@@ -893,6 +901,18 @@ fn print(report: &Report) {
         report.rss_before_fill_kib / 1024,
         report.rss_after_fill_kib / 1024,
         report.rss_peak_kib / 1024
+    );
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "byte budget: every cache full holds {:.1} MiB of entries against budgets summing to \
+         {:.1} MiB; RSS grew {:.1} MiB while filling them (the grace stores, the database's \
+         pages and the allocator's free lists included)",
+        mib(report.cache_bytes_full),
+        mib(report.cache_budget_bytes),
+        (report
+            .rss_after_fill_kib
+            .saturating_sub(report.rss_before_fill_kib)) as f64
+            / 1024.0
     );
 }
 
