@@ -141,7 +141,7 @@ impl<V> IntoResponse for Cached<V> {
         if let Some(age) = age {
             headers.insert(AGE, age);
         }
-        if let Ok(etag) = HeaderValue::from_str(entry.etag()) {
+        if let Ok(etag) = HeaderValue::from_maybe_shared(entry.etag_bytes().clone()) {
             headers.insert(ETAG, etag);
         }
         let mut response = Response::new(Body::from(entry.json().clone()));

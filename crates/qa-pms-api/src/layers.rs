@@ -27,7 +27,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tokio::time::{Instant, Sleep};
 use tower::{Service, ServiceBuilder};
-use tower_http::request_id::RequestId;
 use tracing::{Instrument, Span};
 
 use crate::cached::{CACHE_STATUS, X_CACHE_STATUS};
@@ -188,8 +187,8 @@ struct Endpoint {
 ///
 /// 1. panic catcher: a panic in the route (or in this service) is answered 500;
 /// 2. request id: `X-Request-Id` is kept if the request has one, else made (see
-///    [`new_request_id`]), and set on the request and the response (header and [`RequestId`]
-///    extension), as tower-http's `SetRequestId` and `PropagateRequestId` did;
+///    [`new_request_id`]), and set on the request and the response, as tower-http's
+///    `SetRequestId` and `PropagateRequestId` did (the header only, see [`set_request_id`]);
 /// 3. tracing: an INFO span `request` (method, route, request id) around the request, created
 ///    only if a subscriber wants it, and tower-http's events (`started processing request` and
 ///    `finished processing request` at DEBUG, `response failed` at ERROR for a 5xx) under
@@ -259,15 +258,15 @@ where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    fn start(&mut self, endpoint: Arc<Endpoint>, mut request: Request) -> BoxedResponse {
+    fn start(&mut self, endpoint: Arc<Endpoint>, request: Request) -> BoxedResponse {
         let config = &*endpoint.config;
         let start = Instant::now();
 
         let request_id = config
             .on(LayerKind::RequestId)
-            .then(|| set_request_id(&mut request));
+            .then(|| RequestIdent::of(&request));
         let span = if config.on(LayerKind::Trace) {
-            request_span(&request)
+            request_span(&request, request_id.as_ref())
         } else {
             Span::none()
         };
@@ -357,7 +356,7 @@ where
                 }
             };
             if let Some(condition) = condition {
-                response = not_modified(&condition, response);
+                not_modified(&condition, &mut response);
             }
             if config.on(LayerKind::MarkUnconfirmed) && !config.state.outbox.is_confirmed() {
                 mark_unconfirmed(&mut response);
@@ -497,6 +496,11 @@ fn id_prefix(random: u64) -> u64 {
 /// Hand-written rather than tower-http's `MakeRequestUuid`, which asks the kernel for 16 random
 /// bytes (`getrandom`) and formats them through `Display` on every request.
 pub fn new_request_id() -> HeaderValue {
+    HeaderValue::from_bytes(&next_request_id()).expect("hex digits and dashes")
+}
+
+/// The text of [`new_request_id`].
+fn next_request_id() -> [u8; 36] {
     let count = ID_COUNT.with(|count| {
         let n = count.get();
         count.set(n.wrapping_add(1));
@@ -507,7 +511,7 @@ pub fn new_request_id() -> HeaderValue {
     format_uuid(high, low)
 }
 
-fn format_uuid(high: u64, low: u64) -> HeaderValue {
+fn format_uuid(high: u64, low: u64) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&high.to_be_bytes());
@@ -522,52 +526,63 @@ fn format_uuid(high: u64, low: u64) -> HeaderValue {
         text[at + 1] = HEX[usize::from(byte & 0xf)];
         at += 2;
     }
-    HeaderValue::from_bytes(&text).expect("hex digits and dashes")
+    text
 }
 
-/// The request's id, made and set on it (header and [`RequestId`] extension) if it has none.
-fn set_request_id(request: &mut Request) -> HeaderValue {
-    if let Some(id) = request.headers().get(&REQUEST_ID) {
-        let id = id.clone();
-        if request.extensions().get::<RequestId>().is_none() {
-            request.extensions_mut().insert(RequestId::new(id.clone()));
+/// A request's id: the `X-Request-Id` it sent, or one made for it.
+///
+/// Set on the response only. tower-http's `SetRequestId` also writes a made id into the
+/// request's headers and both ids into `RequestId` extensions, but nothing here reads those, and
+/// they cost each request a header-map insertion, a shared copy of the value and two extension
+/// maps (measured with `qa-pms-bench load --only layers`). A made id stays text until the
+/// response's header is made of it.
+enum RequestIdent {
+    Sent(HeaderValue),
+    Made([u8; 36]),
+}
+
+impl RequestIdent {
+    fn of(request: &Request) -> Self {
+        match request.headers().get(&REQUEST_ID) {
+            Some(id) => RequestIdent::Sent(id.clone()),
+            None => RequestIdent::Made(next_request_id()),
         }
-        return id;
     }
-    let id = new_request_id();
-    request.extensions_mut().insert(RequestId::new(id.clone()));
-    request.headers_mut().insert(REQUEST_ID, id.clone());
-    id
+
+    fn as_str(&self) -> &str {
+        match self {
+            RequestIdent::Sent(id) => id.to_str().unwrap_or("-"),
+            RequestIdent::Made(text) => std::str::from_utf8(text).unwrap_or("-"),
+        }
+    }
+
+    fn into_header(self) -> HeaderValue {
+        match self {
+            RequestIdent::Sent(id) => id,
+            RequestIdent::Made(text) => {
+                HeaderValue::from_bytes(&text).expect("hex digits and dashes")
+            }
+        }
+    }
 }
 
-/// The response carries the request's id: its own `X-Request-Id` if it has one, else the
-/// request's; and, as tower-http's `PropagateRequestId` does, as a [`RequestId`] extension.
-fn propagate_request_id(response: &mut Response, request_id: HeaderValue) {
-    let id = match response.headers().get(&REQUEST_ID) {
-        Some(_) if response.extensions().get::<RequestId>().is_some() => return,
-        Some(own) => own.clone(),
-        None => {
-            response
-                .headers_mut()
-                .insert(REQUEST_ID, request_id.clone());
-            request_id
-        }
-    };
-    response.extensions_mut().insert(RequestId::new(id));
+/// The response carries the request's id, unless it set an `X-Request-Id` of its own.
+fn propagate_request_id(response: &mut Response, request_id: RequestIdent) {
+    if !response.headers().contains_key(&REQUEST_ID) {
+        response
+            .headers_mut()
+            .insert(REQUEST_ID, request_id.into_header());
+    }
 }
 
 /// The INFO span `request`. The macro evaluates the fields only if a subscriber wants the span:
 /// otherwise this is a check of the callsite's interest, and the span is disabled.
-fn request_span(request: &Request) -> Span {
+fn request_span(request: &Request, request_id: Option<&RequestIdent>) -> Span {
     tracing::info_span!(
         "request",
         method = %request.method(),
         route = route_label(request),
-        request_id = request
-            .headers()
-            .get(&REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
+        request_id = request_id.map_or("-", RequestIdent::as_str)
     )
 }
 
@@ -641,9 +656,9 @@ enum Token {
 
 /// A GET whose `If-None-Match` names the ETag of the representation it would receive is answered
 /// 304 with the same validators and cache headers and no body (RFC 9110: weak comparison).
-fn not_modified(condition: &HeaderValue, response: Response) -> Response {
+fn not_modified(condition: &HeaderValue, response: &mut Response) {
     if response.status() != StatusCode::OK {
-        return response;
+        return;
     }
     let matches = match (condition.to_str(), response.headers().get(ETAG)) {
         (Ok(condition), Some(etag)) => {
@@ -653,13 +668,13 @@ fn not_modified(condition: &HeaderValue, response: Response) -> Response {
         _ => false,
     };
     if !matches {
-        return response;
+        return;
     }
-    let (mut parts, _) = response.into_parts();
-    parts.status = StatusCode::NOT_MODIFIED;
-    parts.headers.remove(CONTENT_TYPE);
-    parts.headers.remove(CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::empty())
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    let headers = response.headers_mut();
+    headers.remove(CONTENT_TYPE);
+    headers.remove(CONTENT_LENGTH);
+    *response.body_mut() = axum::body::Body::empty();
 }
 
 /// An entity tag without surrounding space and its weakness indicator.
@@ -759,7 +774,6 @@ mod tests {
         let unmatched = send(&router, "/nowhere", &[]).await;
         let made_id = made.headers().get(&REQUEST_ID).cloned();
         assert!(made_id.is_some_and(|id| uuid::Uuid::try_parse_ascii(id.as_bytes()).is_ok()));
-        assert!(made.extensions().get::<RequestId>().is_some());
         assert_eq!(kept.headers()[&REQUEST_ID], "abc-1");
         assert_eq!(unmatched.status(), StatusCode::NOT_FOUND);
         assert!(unmatched.headers().contains_key(&REQUEST_ID));
@@ -912,7 +926,7 @@ mod tests {
         let expected = uuid::Uuid::from_u64_pair(high, low)
             .hyphenated()
             .to_string();
-        assert_eq!(format_uuid(high, low), expected.as_str());
+        assert_eq!(format_uuid(high, low), expected.as_bytes());
         assert_eq!(id_prefix(u64::MAX) & 0xf000, 0x4000);
     }
 
@@ -940,7 +954,8 @@ mod tests {
             ("", StatusCode::OK),
         ] {
             let condition = HeaderValue::from_static(condition);
-            let response = not_modified(&condition, with_etag(tag));
+            let mut response = with_etag(tag);
+            not_modified(&condition, &mut response);
             assert_eq!(response.status(), expected, "{condition:?}");
             if expected == StatusCode::NOT_MODIFIED {
                 assert_eq!(response.headers()[ETAG], tag);
@@ -950,9 +965,7 @@ mod tests {
         let mut not_ok = with_etag(tag);
         *not_ok.status_mut() = StatusCode::CREATED;
         let condition = HeaderValue::from_static("\"abc\"");
-        assert_eq!(
-            not_modified(&condition, not_ok).status(),
-            StatusCode::CREATED
-        );
+        not_modified(&condition, &mut not_ok);
+        assert_eq!(not_ok.status(), StatusCode::CREATED);
     }
 }

@@ -15,8 +15,14 @@ use crate::invalidation::{Invalidation, Outbox};
 use crate::metrics::Metrics;
 use crate::tickets::{JiraTickets, TicketSource};
 
+/// Cloned for every request (axum hands each handler its own copy, and `State` clones again):
+/// one reference count, rather than one per field, which the two runtime threads would otherwise
+/// contend on several cache lines at once.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] holds; its fields are reached through `Deref` (`state.store`).
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub cache: Arc<AppCache>,
     pub metrics: Arc<Metrics>,
@@ -58,7 +64,7 @@ impl AppState {
             upstreams,
             Arc::clone(&outbox),
         ));
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             store,
             cache,
             metrics,
@@ -67,7 +73,15 @@ impl AppState {
             jira_webhook_secret,
             catalog,
             outbox,
-        })
+        })))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 

@@ -70,10 +70,10 @@ pub async fn read(
     key: &TicketKey,
     mode: CacheMode,
 ) -> Result<Lookup<JiraTicket>, TicketError> {
-    let (source, store, owned_key) = (state.tickets.clone(), state.store.clone(), key.clone());
+    let (shared, owned_key) = (state.clone(), key.clone());
     let load = move || {
-        let (source, store, key) = (source.clone(), store.clone(), owned_key.clone());
-        async move { source.fetch(&store, &key, mode).await }
+        let (state, key) = (shared.clone(), owned_key.clone());
+        async move { state.tickets.fetch(&state.store, &key, mode).await }
     };
     state.cache.tickets.get_or_fetch_with(key, mode, load).await
 }
