@@ -187,8 +187,7 @@ struct Endpoint {
 ///
 /// 1. panic catcher: a panic in the route (or in this service) is answered 500;
 /// 2. request id: `X-Request-Id` is kept if the request has one, else made (see
-///    [`new_request_id`]), and set on the request and the response, as tower-http's
-///    `SetRequestId` and `PropagateRequestId` did (the header only, see [`set_request_id`]);
+///    [`new_request_id`]), named in the span and set on the response (see [`RequestIdent`]);
 /// 3. tracing: an INFO span `request` (method, route, request id) around the request, created
 ///    only if a subscriber wants it, and tower-http's events (`started processing request` and
 ///    `finished processing request` at DEBUG, `response failed` at ERROR for a 5xx) under

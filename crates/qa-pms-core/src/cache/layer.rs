@@ -209,13 +209,18 @@ impl<V> Cached<V> {
         self.age_at_load + now.saturating_duration_since(self.stored_at)
     }
 
-    fn ttl_left(&self) -> Duration {
-        self.ttl_left_at(Instant::now())
-    }
-
     fn ttl_left_at(&self, now: Instant) -> Duration {
         self.lifetime
             .saturating_sub(now.saturating_duration_since(self.stored_at))
+    }
+
+    /// A hit on this entry at `now`, counted in its reads.
+    fn hit_at(&self, now: Instant) -> LookupStatus {
+        self.reads.fetch_add(1, Relaxed);
+        LookupStatus::Hit {
+            ttl_left: self.ttl_left_at(now),
+            age: self.age_at(now),
+        }
     }
 }
 
@@ -702,7 +707,7 @@ where
         if let Some(hit) = Self::hit(cache, key, stripe, started, request_start).await {
             return Ok(hit);
         }
-        Box::pin(self.lookup_through(cache, key, fetch, request_start, started)).await
+        Box::pin(self.lookup_through(cache, key, fetch, stripe, request_start, started)).await
     }
 
     /// The entry for `key` if it answers this request as a hit: a value (not a fallback) stored
@@ -733,14 +738,10 @@ where
         if !hit {
             return None;
         }
-        entry.reads.fetch_add(1, Relaxed);
         // The request's start stands for now: the two are microseconds apart, and each reading
         // of the clock costs as much as the rest of this check.
         Some(Lookup {
-            status: LookupStatus::Hit {
-                ttl_left: entry.ttl_left_at(request_start),
-                age: entry.age_at(request_start),
-            },
+            status: entry.hit_at(request_start),
             entry,
         })
     }
@@ -752,6 +753,7 @@ where
         cache: &Cache<K, Slot<V>>,
         key: &K,
         fetch: &F,
+        stripe: &AtomicU64,
         request_start: Instant,
         started: u64,
     ) -> Result<Lookup<V>, E>
@@ -760,7 +762,6 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Fetched<V>, E>>,
     {
-        let stripe = &self.generations[self.stripe(key)];
         for _ in 0..MAX_ATTEMPTS {
             let ran_here = AtomicBool::new(false);
             let slot = cache
@@ -827,11 +828,7 @@ where
             let status = if let Some(fallback) = entry.fallback {
                 fallback_status(fallback, entry.age())
             } else if !loaded_here && stored && entry.stored_at < request_start {
-                entry.reads.fetch_add(1, Relaxed);
-                LookupStatus::Hit {
-                    ttl_left: entry.ttl_left(),
-                    age: entry.age(),
-                }
+                entry.hit_at(Instant::now())
             } else {
                 // Loaded by this request, or by a concurrent one it waited on.
                 LookupStatus::Miss {
