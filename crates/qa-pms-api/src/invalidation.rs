@@ -130,14 +130,21 @@ impl Outbox {
 
     /// Starts reading at the end of the outbox instead of its beginning, unless a read already
     /// happened: a process that starts with nothing cached has nothing to apply from before.
-    pub async fn start_at_end(&self, store: &dyn Store) -> StoreResult<()> {
-        let mut reader = self.reader.lock().await;
-        if reader.position == 0 {
+    ///
+    /// On PostgreSQL the end is the oldest transaction still open in the whole cluster (any
+    /// database), which may be older than writes already committed: those are read once now, so
+    /// that a later read does not take them for news and drop what was cached since.
+    pub async fn start_at_end(&self, store: &dyn Store, cache: &AppCache) -> StoreResult<()> {
+        {
+            let mut reader = self.reader.lock().await;
+            if reader.position != 0 {
+                return Ok(());
+            }
             reader.position = store.outbox_position().await?;
             self.applied_through
                 .store(reader.position, Ordering::SeqCst);
         }
-        Ok(())
+        self.catch_up(store, cache).await.map(drop)
     }
 
     /// A consistency token for the writes this process acknowledged so far: a process that has
@@ -270,7 +277,10 @@ impl Invalidation {
 /// (PostgreSQL), polling it otherwise. Returns whether there is a feed.
 pub async fn listen(state: AppState) -> Result<bool, qa_pms_storage::StoreError> {
     let mut notices = state.store.subscribe_invalidations().await?;
-    state.outbox.start_at_end(state.store.as_ref()).await?;
+    state
+        .outbox
+        .start_at_end(state.store.as_ref(), &state.cache)
+        .await?;
     let has_feed = notices.is_some();
     let poll = if has_feed { POLL_POSTGRES } else { POLL_SQLITE };
     tokio::spawn(async move {
