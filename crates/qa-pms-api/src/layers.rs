@@ -495,7 +495,12 @@ fn id_prefix(random: u64) -> u64 {
 /// Hand-written rather than tower-http's `MakeRequestUuid`, which asks the kernel for 16 random
 /// bytes (`getrandom`) and formats them through `Display` on every request.
 pub fn new_request_id() -> HeaderValue {
-    HeaderValue::from_bytes(&next_request_id()).expect("hex digits and dashes")
+    request_id_header(&next_request_id())
+}
+
+/// The header value of a made id's text.
+fn request_id_header(text: &[u8; 36]) -> HeaderValue {
+    HeaderValue::from_bytes(text).expect("hex digits and dashes")
 }
 
 /// The text of [`new_request_id`].
@@ -558,9 +563,7 @@ impl RequestIdent {
     fn into_header(self) -> HeaderValue {
         match self {
             RequestIdent::Sent(id) => id,
-            RequestIdent::Made(text) => {
-                HeaderValue::from_bytes(&text).expect("hex digits and dashes")
-            }
+            RequestIdent::Made(text) => request_id_header(&text),
         }
     }
 }
